@@ -1,0 +1,514 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/opendo/opendo/journal"
+	"github.com/opendo/opendo/storage"
+	"github.com/opendo/opendo/storage/sqlite"
+)
+
+// object is one active object. Only its own goroutine (run) touches its
+// fields after creation, except mailbox (sent to by the runtime under its
+// lock) and acks (sent to by its append goroutine).
+type object struct {
+	rt      *Runtime
+	ns      *namespace
+	id      ID
+	key     string
+	subject string // journal subject
+	prev    chan struct{}
+	done    chan struct{}
+	mailbox chan envelope
+	acks    chan appendResult
+
+	db      *sqlite.DB
+	state   *State
+	handler Handler
+
+	lastSeq uint64 // last durable journal sequence (the fence)
+
+	// Output gate. Transactions committed locally go into open; at most
+	// one group (journal entry) is in flight. Replies wait in held until
+	// the group they depend on is durable.
+	open      []storage.Txn
+	openSize  int
+	inflight  bool
+	sentGroup uint64 // last group sent
+	durable   uint64 // last group acknowledged
+	held      []heldReply
+	broken    error // set when an append failed; the object must reset
+}
+
+type heldReply struct {
+	msg  *nats.Msg
+	gate uint64
+}
+
+type appendResult struct {
+	group uint64
+	seq   uint64
+	err   error
+}
+
+func newObject(rt *Runtime, ns *namespace, id ID, key string, prev chan struct{}) *object {
+	return &object{
+		rt:      rt,
+		ns:      ns,
+		id:      id,
+		key:     key,
+		subject: rt.subj.Journal(ns.name, string(id)),
+		prev:    prev,
+		done:    make(chan struct{}),
+		mailbox: make(chan envelope, rt.cfg.MailboxSize),
+		acks:    make(chan appendResult, 1),
+	}
+}
+
+func (o *object) run() {
+	defer o.rt.wg.Done()
+	defer o.rt.exited(o)
+	ctx := o.rt.ctx
+	if o.prev != nil {
+		select {
+		case <-o.prev:
+		case <-ctx.Done():
+		}
+	}
+	if err := o.activate(ctx); err != nil {
+		o.rt.log.Error("activation failed", logNS, o.ns.name, logID, o.id, logErr, err)
+		o.rt.release(o, true)
+		o.failQueued(Errorf(http.StatusServiceUnavailable, CodeUnavailable, "activate %s/%s: %v", o.ns.name, o.id, err))
+		return
+	}
+	idle := time.NewTimer(o.rt.cfg.IdleTimeout)
+	defer idle.Stop()
+	for {
+		mailbox := o.mailbox
+		if len(o.open) >= o.rt.cfg.MaxPendingTxns {
+			mailbox = nil // backpressure: wait for the journal
+		}
+		select {
+		case env := <-mailbox:
+			o.handle(ctx, env)
+		case r := <-o.acks:
+			o.onAck(r)
+		case <-idle.C:
+			if !o.inflight && len(o.open) == 0 && o.rt.release(o, false) {
+				o.closeFiles(false)
+				o.redeliverQueued()
+				return
+			}
+		case <-ctx.Done():
+			o.shutdown()
+			return
+		}
+		if o.broken != nil {
+			o.reset()
+			return
+		}
+		if !idle.Stop() {
+			select {
+			case <-idle.C:
+			default:
+			}
+		}
+		idle.Reset(o.rt.cfg.IdleTimeout)
+	}
+}
+
+// activate opens the object's file and catches up with its journal.
+func (o *object) activate(ctx context.Context) error {
+	path := o.rt.objectPath(o.ns.name, o.id)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	db, err := sqlite.Open(ctx, path, sqlite.Options{CacheKiB: o.rt.cfg.CacheKiB})
+	if err != nil {
+		return err
+	}
+	last, err := o.rt.jr.LastSeq(ctx, o.subject)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	seq, dirty := db.Seq()
+	if dirty || seq > last {
+		// The file may hold transactions that never became durable (a crash
+		// or failed append), or the journal was reset: rebuild from it.
+		db.Close()
+		if err := removeDB(path); err != nil {
+			return err
+		}
+		if db, err = sqlite.Open(ctx, path, sqlite.Options{CacheKiB: o.rt.cfg.CacheKiB}); err != nil {
+			return err
+		}
+		seq = 0
+	}
+	if seq < last {
+		if err := o.catchUp(ctx, db, seq, last); err != nil {
+			db.Close()
+			return err
+		}
+	}
+	o.db = db
+	o.lastSeq = last
+	o.state = &State{ns: o.ns.name, id: o.id, storage: objectStorage{Storage: db.Storage(), o: o}}
+	o.handler = o.ns.factory(o.state)
+	return nil
+}
+
+// catchUp applies journal entries after seq up to last, in batches.
+func (o *object) catchUp(ctx context.Context, db *sqlite.DB, seq, last uint64) error {
+	const batch = 256
+	var txns []storage.Txn
+	var n int
+	var at uint64
+	err := o.rt.jr.Read(ctx, o.subject, seq, last, func(s uint64, e *journal.Entry) error {
+		txns = append(txns, e.Txns...)
+		at = s
+		n++
+		if n%batch == 0 {
+			if err := db.Apply(ctx, at, txns); err != nil {
+				return err
+			}
+			txns = txns[:0]
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("catch up %s: %w", o.subject, err)
+	}
+	if len(txns) > 0 || at != 0 {
+		if err := db.Apply(ctx, at, txns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *object) handle(ctx context.Context, env envelope) {
+	m := env.msg
+	if env.name != "" && o.state.name == "" {
+		o.state.name = env.name
+	}
+	req, err := decodeRequest(m)
+	if err != nil {
+		o.reply(m, encodeError(m.Reply, err))
+		return
+	}
+	if req.ID == "" {
+		req.ID = ulid.Make().String()
+	}
+	tc := storage.TxContext{Time: o.rt.cfg.Now(), Seed: rand.Uint64()}
+	if err := o.db.Begin(ctx, tc, false); err != nil {
+		o.reply(m, encodeError(m.Reply, Errorf(http.StatusInternalServerError, CodeInternal, "begin: %v", err)))
+		return
+	}
+	resp, herr := o.invoke(ctx, req)
+	if herr == nil && o.broken != nil {
+		herr = Errorf(http.StatusServiceUnavailable, CodeUnavailable, "journal append failed: %v", o.broken)
+	}
+	if herr == nil {
+		herr = o.commit(ctx, req.ID, tc)
+	} else if err := o.db.Rollback(ctx); err != nil {
+		o.rt.log.Error("rollback failed", logNS, o.ns.name, logID, o.id, logErr, err)
+		o.broken = err
+	}
+	if herr != nil {
+		o.reply(m, encodeError(m.Reply, herr))
+		return
+	}
+	if resp == nil {
+		resp = &Response{}
+	}
+	o.reply(m, encodeResponse(m.Reply, resp))
+}
+
+// invoke runs the handler, turning a panic into an error and rebuilding
+// the handler (its in-memory state may be broken).
+func (o *object) invoke(ctx context.Context, req *Request) (resp *Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			o.rt.log.Error("handler panicked", logNS, o.ns.name, logID, o.id, logReqID, req.ID, "panic", r, "stack", string(debug.Stack()))
+			err = Errorf(http.StatusInternalServerError, CodeHandlerPanic, "handler panicked: %v", r)
+			o.handler = o.ns.factory(o.state)
+		}
+	}()
+	return o.handler.Handle(ctx, req)
+}
+
+// commit commits the request's transaction locally and queues it for the
+// journal.
+func (o *object) commit(ctx context.Context, reqID string, tc storage.TxContext) error {
+	size := txnSize(reqID, o.db.Pending())
+	if size > o.rt.maxSize {
+		if err := o.db.Rollback(ctx); err != nil {
+			o.broken = err
+		}
+		return fmt.Errorf("%w: %d bytes, the journal takes at most %d", storage.ErrTransactionTooLarge, size, o.rt.maxSize)
+	}
+	muts, err := o.db.Commit(ctx)
+	if err != nil {
+		o.broken = err
+		return Errorf(http.StatusInternalServerError, CodeInternal, "commit: %v", err)
+	}
+	if len(muts) == 0 {
+		return nil
+	}
+	if len(o.open) > 0 && o.openSize+size > o.rt.maxSize {
+		// The open group is full: it must go out before this one joins.
+		o.waitFlush()
+		if o.broken != nil {
+			return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "journal append failed: %v", o.broken)
+		}
+	}
+	o.open = append(o.open, storage.Txn{RequestID: reqID, Context: tc, Mutations: muts})
+	o.openSize += size
+	o.flush()
+	return nil
+}
+
+// waitFlush waits until the open group has been sent.
+func (o *object) waitFlush() {
+	for len(o.open) > 0 && o.broken == nil {
+		if !o.inflight {
+			o.flush()
+			continue
+		}
+		o.onAck(<-o.acks)
+	}
+}
+
+// flush sends the open group as one journal entry unless one is in flight.
+func (o *object) flush() {
+	if o.inflight || len(o.open) == 0 || o.broken != nil {
+		return
+	}
+	o.sentGroup++
+	e := &journal.Entry{CommitID: ulid.Make(), Time: o.rt.cfg.Now(), Txns: o.open}
+	o.open, o.openSize, o.inflight = nil, 0, true
+	group, expected := o.sentGroup, o.lastSeq
+	o.rt.wg.Add(1)
+	go func() {
+		defer o.rt.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), o.rt.cfg.AppendTimeout)
+		defer cancel()
+		seq, err := o.rt.jr.Append(ctx, o.subject, expected, e)
+		o.acks <- appendResult{group: group, seq: seq, err: err}
+	}()
+}
+
+// gate returns the group a reply produced now must wait for.
+func (o *object) gate() uint64 {
+	if len(o.open) > 0 {
+		return o.sentGroup + 1
+	}
+	return o.sentGroup
+}
+
+// reply sends m once everything it may have observed is durable.
+func (o *object) reply(req *nats.Msg, m *nats.Msg) {
+	if req.Reply == "" {
+		return
+	}
+	g := o.gate()
+	if g <= o.durable && len(o.held) == 0 {
+		o.send(m)
+		return
+	}
+	o.held = append(o.held, heldReply{msg: m, gate: g})
+}
+
+func (o *object) send(m *nats.Msg) {
+	if err := o.rt.nc.PublishMsg(m); err != nil {
+		o.rt.log.Warn("reply failed", logNS, o.ns.name, logID, o.id, logErr, err)
+	}
+}
+
+func (o *object) onAck(r appendResult) {
+	o.inflight = false
+	if r.err != nil {
+		o.broken = r.err
+		o.failHeld()
+		o.rt.log.Warn("journal append failed; resetting object", logNS, o.ns.name, logID, o.id, logErr, r.err)
+		return
+	}
+	o.lastSeq = r.seq
+	o.durable = r.group
+	if err := o.db.MarkDurable(context.Background(), r.seq, len(o.open) > 0); err != nil {
+		o.broken = err
+	}
+	n := 0
+	for _, h := range o.held {
+		if h.gate > o.durable {
+			break
+		}
+		o.send(h.msg)
+		n++
+	}
+	o.held = o.held[n:]
+	o.flush()
+}
+
+// failHeld answers every held reply with the error that broke the object:
+// none of them may reveal state that is not durable.
+func (o *object) failHeld() {
+	code, status := CodeUnavailable, http.StatusServiceUnavailable
+	if errors.Is(o.broken, journal.ErrConflict) {
+		code, status = CodeConflict, http.StatusConflict
+	}
+	msg := fmt.Sprintf("journal append failed, the object was reset to its last durable state: %v", o.broken)
+	for _, h := range o.held {
+		h.msg.Header = nats.Header{HeaderStatus: {strconv.Itoa(status)}, HeaderError: {code}}
+		h.msg.Data = []byte(msg)
+		o.send(h.msg)
+	}
+	o.held = nil
+}
+
+// reset drops the object after a failed append: the file may hold
+// transactions that are not in the journal, so it is deleted and the next
+// activation rebuilds it from the journal. Queued requests go to that new
+// activation.
+func (o *object) reset() {
+	o.rt.release(o, true)
+	for o.inflight {
+		<-o.acks
+		o.inflight = false
+	}
+	o.failHeld()
+	o.closeFiles(true)
+	o.redeliverQueued()
+}
+
+// shutdown finishes the journal work and answers queued requests.
+func (o *object) shutdown() {
+	o.rt.release(o, true)
+	for (o.inflight || len(o.open) > 0) && o.broken == nil {
+		if !o.inflight {
+			o.flush()
+			continue
+		}
+		o.onAck(<-o.acks)
+	}
+	for o.inflight {
+		<-o.acks
+		o.inflight = false
+	}
+	if o.broken != nil {
+		o.failHeld()
+	}
+	o.closeFiles(o.broken != nil)
+	o.failQueued(ErrClosed)
+}
+
+func (o *object) closeFiles(remove bool) {
+	if o.db == nil {
+		return
+	}
+	path := o.db.Path()
+	if err := o.db.Close(); err != nil {
+		o.rt.log.Warn("close failed", logNS, o.ns.name, logID, o.id, logErr, err)
+	}
+	o.db = nil
+	if remove {
+		if err := removeDB(path); err != nil {
+			o.rt.log.Error("remove failed", logNS, o.ns.name, logID, o.id, logErr, err)
+		}
+	}
+}
+
+// redeliverQueued hands requests still in the mailbox to a new activation.
+func (o *object) redeliverQueued() {
+	for {
+		select {
+		case env := <-o.mailbox:
+			ns, id := o.ns.name, o.id
+			o.rt.deliver(ns, id, env.name, env.msg)
+		default:
+			return
+		}
+	}
+}
+
+func (o *object) failQueued(err error) {
+	for {
+		select {
+		case env := <-o.mailbox:
+			o.rt.replyError(env.msg, err)
+		default:
+			return
+		}
+	}
+}
+
+func removeDB(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// txnSize is an upper bound of a transaction's size in a journal entry.
+func txnSize(reqID string, muts []storage.Mutation) int {
+	n := 64 + len(reqID)
+	for _, m := range muts {
+		n += 24 + len(m.Key) + len(m.Value) + len(m.SQL)
+		for _, a := range m.Args {
+			switch v := a.(type) {
+			case string:
+				n += 12 + len(v)
+			case []byte:
+				n += 12 + len(v)
+			default:
+				n += 12
+			}
+		}
+	}
+	return n
+}
+
+// objectStorage is the Storage handed to handlers: the object's database,
+// with Sync waiting for the journal.
+type objectStorage struct {
+	storage.Storage
+	o *object
+}
+
+// Sync waits until every transaction committed before this request is
+// durable. The current request's own writes become durable when it returns.
+func (s objectStorage) Sync(ctx context.Context) error {
+	o := s.o
+	target := o.gate()
+	for o.durable < target && o.broken == nil {
+		if !o.inflight {
+			o.flush()
+			continue
+		}
+		select {
+		case r := <-o.acks:
+			o.onAck(r)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if o.broken != nil {
+		return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "journal append failed: %v", o.broken)
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// EmbeddedConfig configures an in-process nats-server.
+type EmbeddedConfig struct {
+	// Addr is host:port to listen on; default 127.0.0.1:4222. Port 0 or -1
+	// picks a free port. Use a non-loopback host only on purpose.
+	Addr string
+	// StoreDir holds JetStream data (required).
+	StoreDir string
+	// SyncAlways makes JetStream fsync every message before acknowledging
+	// it (server-wide). Otherwise the server's default applies: written to
+	// the OS at once, fsync'd every 2 minutes.
+	SyncAlways bool
+	// MaxPayload is the largest message; default 8 MiB.
+	MaxPayload int32
+	// Debug turns on the server's own logging.
+	Debug bool
+}
+
+// Embedded is a running in-process nats-server with JetStream.
+type Embedded struct {
+	srv *server.Server
+}
+
+// StartEmbedded starts a nats-server in this process and waits until it
+// accepts connections.
+func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
+	if cfg.StoreDir == "" {
+		return nil, errors.New("bus: embedded server needs a StoreDir")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:4222"
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("bus: addr %q: %w", cfg.Addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("bus: addr %q: bad port", cfg.Addr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = 8 << 20
+	}
+	opts := &server.Options{
+		ServerName: "opendo-dev",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		SyncAlways: cfg.SyncAlways,
+		MaxPayload: cfg.MaxPayload,
+		NoSigs:     true,
+		NoLog:      !cfg.Debug,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("bus: embedded server: %w", err)
+	}
+	if cfg.Debug {
+		srv.ConfigureLogger()
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("bus: embedded server on %s not ready (port in use?)", cfg.Addr)
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+// URL returns the client URL (nats://host:port).
+func (e *Embedded) URL() string { return e.srv.ClientURL() }
+
+// Server returns the nats-server.
+func (e *Embedded) Server() *server.Server { return e.srv }
+
+// Connect returns an in-process connection (no TCP) to the server.
+func (e *Embedded) Connect(name string) (*nats.Conn, error) {
+	return nats.Connect("", nats.InProcessServer(e.srv), nats.Name(name), nats.MaxReconnects(-1))
+}
+
+// Shutdown stops the server and waits until it is down or ctx ends.
+func (e *Embedded) Shutdown(ctx context.Context) error {
+	e.srv.Shutdown()
+	done := make(chan struct{})
+	go func() { e.srv.WaitForShutdown(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

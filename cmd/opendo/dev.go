@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opendo/opendo/bus"
+	"github.com/opendo/opendo/examples"
+)
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dev", stderr, "dev [flags]")
+	addr := fs.String("addr", "127.0.0.1:4222", "address of the embedded NATS server (port 0 = any free port)")
+	data := fs.String("data", "./.opendo", "data directory (JetStream store and object files)")
+	sync := fs.String("sync", "default", "durability: 'default' (fsync every 2 min; survives a process kill) or 'always' (fsync before every acknowledgement)")
+	var rf runtimeFlags
+	rf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{"dev takes no arguments"}
+	}
+	if *sync != "default" && *sync != "always" {
+		return usageError{fmt.Sprintf("bad -sync %q: want default or always", *sync)}
+	}
+	log, err := newLogger(stderr, rf.logLevel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*data, 0o755); err != nil {
+		return err
+	}
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
+		Addr:       *addr,
+		StoreDir:   filepath.Join(*data, "nats"),
+		SyncAlways: *sync == "always",
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	nc, err := srv.Connect("opendo-dev")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return host(ctx, nc, filepath.Join(*data, "objects"), rf, log, func() {
+		url := srv.URL()
+		fmt.Fprintf(stdout, "opendo dev: NATS listening on %s (data in %s, sync %s)\n", url, *data, *sync)
+		fmt.Fprintf(stdout, "namespaces: %s\n", strings.Join(examples.Namespaces(), ", "))
+		fmt.Fprintf(stdout, "try:\n  go run ./cmd/opendo call -server %s counter my-counter incr\n", url)
+		fmt.Fprintf(stdout, "  nats --server %s req %s.name.counter '' -H 'Opendo-Name: my-counter' -H 'Opendo-Path: incr'\n", url, rf.prefix)
+		fmt.Fprintf(stdout, "ready\n")
+	})
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/opendo/opendo/actor"
+	"github.com/opendo/opendo/examples"
+)
+
+// runtimeFlags configure the runtime hosted by dev and serve.
+type runtimeFlags struct {
+	prefix     string
+	partitions int
+	replicas   int
+	idle       time.Duration
+	logLevel   string
+}
+
+func (f *runtimeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.prefix, "prefix", "opendo", "first token of every subject")
+	fs.IntVar(&f.partitions, "partitions", 64, "number of partitions (same for every node and client)")
+	fs.IntVar(&f.replicas, "replicas", 1, "journal stream replicas (3 on a production cluster)")
+	fs.DurationVar(&f.idle, "idle", 2*time.Minute, "evict objects idle this long")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+// host runs a runtime with the example namespaces on nc until ctx ends.
+// ready is called once requests are served.
+func host(ctx context.Context, nc *nats.Conn, dataDir string, f runtimeFlags, log *slog.Logger, ready func()) error {
+	rt, err := actor.New(actor.Config{
+		Conn:        nc,
+		DataDir:     dataDir,
+		Prefix:      f.prefix,
+		Partitions:  f.partitions,
+		Replicas:    f.replicas,
+		IdleTimeout: f.idle,
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := examples.Register(rt); err != nil {
+		return err
+	}
+	if err := rt.Start(ctx); err != nil {
+		return err
+	}
+	ready()
+	<-ctx.Done()
+	log.Info("shutting down")
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rt.Close(cctx); err != nil {
+		return fmt.Errorf("close runtime: %w", err)
+	}
+	return nil
+}

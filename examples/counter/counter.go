@@ -1,0 +1,45 @@
+// Package counter is the smallest useful opendo object: a durable counter.
+//
+// Paths: "incr" adds one and returns the new value as text; "get" returns
+// the current value; anything else is a 404.
+package counter
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/opendo/opendo/actor"
+	"github.com/opendo/opendo/storage"
+)
+
+// Namespace is the namespace the example is served under.
+const Namespace = "counter"
+
+// Counter is one counter object.
+type Counter struct {
+	state *actor.State
+}
+
+// New is the counter's actor.Factory.
+func New(state *actor.State) actor.Handler { return &Counter{state: state} }
+
+// Handle serves "incr" and "get".
+func (c *Counter) Handle(ctx context.Context, req *actor.Request) (*actor.Response, error) {
+	st := c.state.Storage()
+	n, _, err := storage.GetInt(ctx, st, "n")
+	if err != nil {
+		return nil, err
+	}
+	switch req.Path {
+	case "incr", "/incr":
+		n++
+		if err := storage.PutInt(ctx, st, "n", n); err != nil {
+			return nil, err
+		}
+	case "get", "/get", "":
+	default:
+		return &actor.Response{Status: http.StatusNotFound, Body: []byte("unknown path " + strconv.Quote(req.Path))}, nil
+	}
+	return actor.Text(strconv.FormatInt(n, 10)), nil
+}

@@ -1,0 +1,507 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"modernc.org/sqlite"
+
+	"github.com/opendo/opendo/storage"
+)
+
+// Options configure Open. The zero value is ready to use.
+type Options struct {
+	// CacheKiB is SQLite's page cache in KiB (default 256). modernc's real
+	// memory cost is about twice that.
+	CacheKiB int
+}
+
+const (
+	defaultCacheKiB  = 256
+	busyTimeoutMS    = 5000
+	journalSizeLimit = 1 << 20 // bytes kept of the WAL file after a checkpoint
+	schemaVersion    = 1
+)
+
+// Names of the rows of _cf_META.
+const (
+	metaSchema = "schema" // schemaVersion of the file
+	metaSeq    = "seq"    // journal sequence the file reflects
+	metaDirty  = "dirty"  // 1: locally committed transactions beyond seq may exist
+	metaAlarm  = "alarm"  // the alarm, Unix ms; no row when none is set
+)
+
+// schema creates the reserved tables; it runs on every Open.
+const schema = `
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS _cf_KV (
+	key   BLOB PRIMARY KEY CHECK (typeof(key) = 'blob'),
+	value BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _cf_META (
+	name  TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO _cf_META (name, value) VALUES ('schema', 1), ('seq', 0), ('dirty', 0);
+COMMIT;
+`
+
+var (
+	errClosed    = fmt.Errorf("%w: database is closed", storage.ErrInvalidState)
+	errNoRequest = fmt.Errorf("%w: no request transaction is open", storage.ErrInvalidState)
+	errInRequest = fmt.Errorf("%w: a request transaction is open", storage.ErrInvalidState)
+)
+
+// DB is one object's SQLite database file with its single connection.
+// It is not safe for concurrent use: one goroutine owns it.
+type DB struct {
+	path     string
+	conn     driver.Conn
+	prep     driver.ConnPrepareContext
+	prepared []*stmt // every statement, closed by Close
+	st       statements
+	list     [listVariants]*stmt // prepared on first use, see listStmt
+
+	argv [3]driver.NamedValue // argument scratch space, see args1
+	dest [2]driver.Value      // row scratch space
+	buf  []byte               // scratch space for multi-key arguments
+
+	seq    uint64
+	dirty  bool
+	closed bool
+
+	// State of the open request transaction (Begin .. Commit/Rollback).
+	inTx      bool
+	tc        storage.TxContext
+	inAlarm   bool
+	firing    int64 // the alarm that was due when an alarm request began
+	hasFiring bool
+	depth     int                // nesting of Transaction calls
+	log       []storage.Mutation // mutations recorded so far
+	broken    error              // a SQLite failure that dooms the request
+
+	handle *store
+}
+
+// statements are prepared by Open and reused.
+type statements struct {
+	begin, commit, rollback        *stmt
+	savepoint, rollbackTo, release *stmt
+
+	get, getMulti, put, del, delMulti, delAll *stmt
+
+	metaGet, metaSet, metaDel *stmt
+	size                      *stmt
+}
+
+// Open opens the database file at path, creating it (and its reserved
+// tables) if needed, and reads the journal state it records (see Seq).
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch {
+	case opts.CacheKiB < 0:
+		return nil, fmt.Errorf("sqlite: open %s: %w: CacheKiB %d", path, storage.ErrInvalidArgument, opts.CacheKiB)
+	case opts.CacheKiB == 0:
+		opts.CacheKiB = defaultCacheKiB
+	}
+	name, err := dsn(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// A private driver: functions registered for one object (deterministic
+	// time and random for SQL) must not leak to the others.
+	conn, err := (&sqlite.Driver{}).Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db := &DB{path: path, conn: conn}
+	db.handle = &store{db: db}
+	db.handle.sql = sqlAPI{db: db}
+	if err := db.init(opts); err != nil {
+		for _, s := range db.prepared {
+			s.ds.Close()
+		}
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// dsn turns a file path into a SQLite URI for modernc, with the driver's
+// own options.
+func dsn(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	u := url.URL{Path: filepath.ToSlash(abs)}
+	return "file:" + u.EscapedPath() + "?_time_format=sqlite", nil
+}
+
+func (db *DB) init(opts Options) error {
+	prep, ok := db.conn.(driver.ConnPrepareContext)
+	if !ok {
+		return fmt.Errorf("driver connection %T cannot prepare with a context", db.conn)
+	}
+	db.prep = prep
+	execer, ok := db.conn.(driver.ExecerContext)
+	if !ok {
+		return fmt.Errorf("driver connection %T cannot exec with a context", db.conn)
+	}
+	pragmas := []string{
+		fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMS),
+		"PRAGMA journal_mode = WAL",
+		"PRAGMA synchronous = NORMAL",
+		fmt.Sprintf("PRAGMA cache_size = -%d", opts.CacheKiB),
+		"PRAGMA mmap_size = 0",
+		fmt.Sprintf("PRAGMA journal_size_limit = %d", journalSizeLimit),
+		"PRAGMA foreign_keys = ON",
+		schema,
+	}
+	for _, q := range pragmas {
+		if _, err := execer.ExecContext(context.Background(), q, nil); err != nil {
+			return fmt.Errorf("%s: %w", strings.TrimSpace(q), err)
+		}
+	}
+	if err := db.prepareAll(); err != nil {
+		return err
+	}
+	mode, err := db.journalMode()
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal_mode is %q, want wal", mode)
+	}
+	version, _, err := db.queryInt64(db.st.metaGet, db.args1(metaSchema))
+	if err != nil {
+		return err
+	}
+	if version != schemaVersion {
+		return fmt.Errorf("file has schema version %d, this build reads %d", version, schemaVersion)
+	}
+	seq, _, err := db.queryInt64(db.st.metaGet, db.args1(metaSeq))
+	if err != nil {
+		return err
+	}
+	dirty, _, err := db.queryInt64(db.st.metaGet, db.args1(metaDirty))
+	if err != nil {
+		return err
+	}
+	if seq < 0 {
+		return fmt.Errorf("file records a negative journal sequence %d", seq)
+	}
+	db.seq, db.dirty = uint64(seq), dirty != 0
+	return nil
+}
+
+func (db *DB) journalMode() (string, error) {
+	s, err := db.prepare("PRAGMA journal_mode")
+	if err != nil {
+		return "", err
+	}
+	rows, err := db.query(s, nil)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	dest := db.dest[:1]
+	if _, err := next(s, rows, dest); err != nil {
+		return "", err
+	}
+	mode, _ := dest[0].(string)
+	dest[0] = nil
+	return mode, nil
+}
+
+func (db *DB) prepareAll() error {
+	for _, p := range []struct {
+		dst  **stmt
+		text string
+	}{
+		{&db.st.begin, "BEGIN IMMEDIATE"},
+		{&db.st.commit, "COMMIT"},
+		{&db.st.rollback, "ROLLBACK"},
+		{&db.st.savepoint, "SAVEPOINT tx"},
+		{&db.st.rollbackTo, "ROLLBACK TO tx"},
+		{&db.st.release, "RELEASE tx"},
+		{&db.st.get, "SELECT value FROM _cf_KV WHERE key = ?"},
+		// Multi-key calls pass their keys as one JSON array of hex strings.
+		{&db.st.getMulti, "SELECT key, value FROM _cf_KV WHERE key IN (SELECT unhex(value) FROM json_each(?)) ORDER BY key"},
+		{&db.st.put, "INSERT INTO _cf_KV (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"},
+		{&db.st.del, "DELETE FROM _cf_KV WHERE key = ?"},
+		{&db.st.delMulti, "DELETE FROM _cf_KV WHERE key IN (SELECT unhex(value) FROM json_each(?)) RETURNING key"},
+		{&db.st.delAll, "DELETE FROM _cf_KV"},
+		{&db.st.metaGet, "SELECT value FROM _cf_META WHERE name = ?"},
+		{&db.st.metaSet, "INSERT INTO _cf_META (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"},
+		{&db.st.metaDel, "DELETE FROM _cf_META WHERE name = ?"},
+		{&db.st.size, "SELECT (p.page_count - f.freelist_count) * s.page_size FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s"},
+	} {
+		s, err := db.prepare(p.text)
+		if err != nil {
+			return err
+		}
+		*p.dst = s
+	}
+	return nil
+}
+
+// Close rolls back an open request transaction and closes the file. Closing
+// a closed DB does nothing.
+func (db *DB) Close() error {
+	if db.closed {
+		return nil
+	}
+	var errs []error
+	if db.inTx {
+		errs = append(errs, db.Rollback(context.Background()))
+	}
+	for _, s := range db.prepared {
+		errs = append(errs, s.ds.Close())
+	}
+	db.prepared = nil
+	errs = append(errs, db.conn.Close())
+	db.closed = true
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// Path returns the path the DB was opened with.
+func (db *DB) Path() string { return db.path }
+
+// Seq returns the journal sequence the file reflects, and dirty=true when
+// the file may hold locally committed transactions beyond it. It is read at
+// Open and kept current by Commit, MarkDurable and Apply.
+func (db *DB) Seq() (seq uint64, dirty bool) { return db.seq, db.dirty }
+
+// Begin starts a request transaction (BEGIN IMMEDIATE). tc holds the
+// transaction's "now" (tc.Time, which must be set: past alarms are clamped
+// to it) and seed. With inAlarm, the request handles the alarm that is due:
+// Alarm hides that alarm (as Cloudflare's getAlarm returns null inside
+// alarm()) but shows one the handler sets.
+func (db *DB) Begin(ctx context.Context, tc storage.TxContext, inAlarm bool) error {
+	switch {
+	case db.closed:
+		return errClosed
+	case db.inTx:
+		return errInRequest
+	case tc.Time.IsZero():
+		return fmt.Errorf("%w: TxContext.Time is not set", storage.ErrInvalidArgument)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := db.exec(db.st.begin, nil); err != nil {
+		return err
+	}
+	db.inTx, db.tc, db.inAlarm = true, tc, inAlarm
+	if inAlarm {
+		ms, ok, err := db.queryInt64(db.st.metaGet, db.args1(metaAlarm))
+		if err != nil {
+			db.Rollback(ctx)
+			return err
+		}
+		db.firing, db.hasFiring = ms, ok
+	}
+	return nil
+}
+
+// Storage returns the handle given to handlers; it is the same value every
+// time. Outside Begin .. Commit/Rollback its methods return
+// storage.ErrInvalidState.
+func (db *DB) Storage() storage.Storage { return db.handle }
+
+// Commit commits the request transaction and returns its mutations in
+// order; the caller owns the slice. When there are mutations, the same
+// SQLite transaction marks the file dirty. Whatever Commit returns, the
+// request transaction is over: on error it has been rolled back.
+func (db *DB) Commit(ctx context.Context) ([]storage.Mutation, error) {
+	if db.closed {
+		return nil, errClosed
+	}
+	if !db.inTx {
+		return nil, errNoRequest
+	}
+	err := ctx.Err()
+	switch {
+	case db.depth > 0:
+		err = fmt.Errorf("%w: commit inside Transaction", storage.ErrInvalidState)
+	case db.broken != nil:
+		err = fmt.Errorf("sqlite: request failed earlier: %w", db.broken)
+	}
+	if err == nil && len(db.log) > 0 && !db.dirty {
+		_, err = db.exec(db.st.metaSet, db.args2(metaDirty, int64(1)))
+	}
+	if err == nil {
+		_, err = db.exec(db.st.commit, nil)
+	}
+	if err != nil {
+		return nil, errors.Join(err, db.Rollback(ctx))
+	}
+	log := db.log
+	db.log = nil
+	db.endTx()
+	if len(log) > 0 {
+		db.dirty = true
+	}
+	return log, nil
+}
+
+// Rollback abandons the request transaction. Without one it returns
+// storage.ErrInvalidState.
+func (db *DB) Rollback(ctx context.Context) error {
+	if db.closed {
+		return errClosed
+	}
+	if !db.inTx {
+		return errNoRequest
+	}
+	_, err := db.exec(db.st.rollback, nil)
+	clear(db.log)
+	db.log = db.log[:0]
+	db.endTx()
+	return err
+}
+
+func (db *DB) endTx() {
+	db.inTx, db.inAlarm, db.hasFiring, db.firing = false, false, false, 0
+	db.tc = storage.TxContext{}
+	db.depth = 0
+	db.broken = nil
+}
+
+// MarkDurable records, in its own small transaction, that journal sequence
+// seq is durable and applied; dirty says whether later local commits exist
+// beyond it. It must be called between requests (storage.ErrInvalidState
+// otherwise), and seq must not go backwards (storage.ErrInvalidArgument).
+func (db *DB) MarkDurable(ctx context.Context, seq uint64, dirty bool) error {
+	if err := db.checkSeq(ctx, seq); err != nil {
+		return err
+	}
+	d := int64(0)
+	if dirty {
+		d = 1
+	}
+	err := db.writeTx(func() error {
+		if _, err := db.exec(db.st.metaSet, db.args2(metaSeq, int64(seq))); err != nil {
+			return err
+		}
+		_, err := db.exec(db.st.metaSet, db.args2(metaDirty, d))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	db.seq, db.dirty = seq, dirty
+	return nil
+}
+
+// Apply replays journaled transactions in one SQLite transaction and
+// records seq as applied, clean. It is used at activation (catch-up) and to
+// rebuild a file, and must be called between requests. A dirty file cannot
+// take a journal tail (its local commits may already be part of it):
+// Apply returns storage.ErrInvalidState, and the file must be rebuilt.
+func (db *DB) Apply(ctx context.Context, seq uint64, txns []storage.Txn) error {
+	if err := db.checkSeq(ctx, seq); err != nil {
+		return err
+	}
+	if db.dirty {
+		return fmt.Errorf("%w: %s has local commits beyond journal sequence %d; rebuild it", storage.ErrInvalidState, db.path, db.seq)
+	}
+	err := db.writeTx(func() error {
+		for i := range txns {
+			t := &txns[i]
+			for j := range t.Mutations {
+				if err := db.replay(t, &t.Mutations[j]); err != nil {
+					return fmt.Errorf("sqlite: apply txn %d (request %q) mutation %d (%s): %w", i, t.RequestID, j, t.Mutations[j].Op, err)
+				}
+			}
+		}
+		if _, err := db.exec(db.st.metaSet, db.args2(metaSeq, int64(seq))); err != nil {
+			return err
+		}
+		_, err := db.exec(db.st.metaSet, db.args2(metaDirty, int64(0)))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	db.seq, db.dirty = seq, false
+	return nil
+}
+
+// replay applies one journaled mutation without recording it.
+func (db *DB) replay(t *storage.Txn, m *storage.Mutation) error {
+	switch m.Op {
+	case storage.OpPut:
+		return db.putRow(m.Key, m.Value)
+	case storage.OpDelete:
+		_, err := db.deleteRow(m.Key)
+		return err
+	case storage.OpDeleteAll:
+		return db.deleteAllRows()
+	case storage.OpSetAlarm:
+		_, err := db.exec(db.st.metaSet, db.args2(metaAlarm, m.Alarm))
+		return err
+	case storage.OpDeleteAlarm:
+		_, err := db.exec(db.st.metaDel, db.args1(metaAlarm))
+		return err
+	case storage.OpSQL:
+		return db.replaySQL(t.Context, m)
+	}
+	return fmt.Errorf("%w: unknown mutation op %d", storage.ErrInvalidArgument, m.Op)
+}
+
+func (db *DB) checkSeq(ctx context.Context, seq uint64) error {
+	switch {
+	case db.closed:
+		return errClosed
+	case db.inTx:
+		return errInRequest
+	case seq > math.MaxInt64:
+		return fmt.Errorf("%w: journal sequence %d is beyond 2^63-1", storage.ErrInvalidArgument, seq)
+	case seq < db.seq:
+		return fmt.Errorf("%w: journal sequence %d is before the file's %d", storage.ErrInvalidArgument, seq, db.seq)
+	}
+	return ctx.Err()
+}
+
+// writeTx runs f in its own write transaction (outside requests).
+func (db *DB) writeTx(f func() error) error {
+	if _, err := db.exec(db.st.begin, nil); err != nil {
+		return err
+	}
+	err := f()
+	if err == nil {
+		_, err = db.exec(db.st.commit, nil)
+	}
+	if err != nil {
+		if _, rerr := db.exec(db.st.rollback, nil); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
+}
+
+// AlarmTime returns the alarm (Unix ms) for the runtime's scheduler.
+// Between requests it is the committed alarm; inside a request it is the
+// alarm as the request sees it (never hidden, unlike storage's Alarm).
+func (db *DB) AlarmTime(ctx context.Context) (ms int64, ok bool, err error) {
+	if db.closed {
+		return 0, false, errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, false, err
+	}
+	return db.queryInt64(db.st.metaGet, db.args1(metaAlarm))
+}

@@ -1,0 +1,158 @@
+package storage
+
+import (
+	"context"
+	"strconv"
+	"time"
+)
+
+// Limits of the KV API (Cloudflare's).
+const (
+	MaxKeySize   = 2048   // bytes of a key
+	MaxValueSize = 131072 // bytes of a value
+	MaxBatch     = 128    // keys or entries per multi call
+)
+
+// Entry is one key/value pair.
+type Entry struct {
+	Key   string
+	Value []byte
+}
+
+// ListOptions select a range of keys for List. Keys are compared as bytes
+// (UTF-8 byte order). Zero values mean "no bound".
+type ListOptions struct {
+	Start      string // inclusive lower bound ("" = none)
+	StartAfter string // exclusive lower bound; HasStartAfter tells whether it is set
+	// HasStartAfter is true when StartAfter is set (an empty StartAfter skips only the empty key).
+	HasStartAfter bool
+	End           string // exclusive upper bound; HasEnd tells whether it is set
+	HasEnd        bool   // an empty End selects nothing
+	Prefix        string // keep keys with this prefix ("" = all)
+	Reverse       bool   // descending order
+	Limit         int    // at most this many entries (0 = no limit; negative is an error)
+}
+
+// KV is the key-value API of an object's storage, with Cloudflare semantics.
+// Every method returns an error that wraps one of the sentinels in errors.go
+// when the input is invalid; a call that fails changes nothing.
+type KV interface {
+	// Get returns the value of key and whether it exists.
+	Get(ctx context.Context, key string) (value []byte, ok bool, err error)
+	// GetMulti returns the existing keys among keys, sorted by key, each once.
+	GetMulti(ctx context.Context, keys []string) ([]Entry, error)
+	// Put stores value under key.
+	Put(ctx context.Context, key string, value []byte) error
+	// PutMulti stores all entries atomically.
+	PutMulti(ctx context.Context, entries []Entry) error
+	// Delete removes key and reports whether it existed.
+	Delete(ctx context.Context, key string) (bool, error)
+	// DeleteMulti removes keys and returns how many distinct keys existed.
+	DeleteMulti(ctx context.Context, keys []string) (int, error)
+	// List returns entries in key order, filtered by opts.
+	List(ctx context.Context, opts ListOptions) ([]Entry, error)
+}
+
+// Alarms is the one-alarm-per-object API.
+type Alarms interface {
+	// Alarm returns the scheduled alarm time, if any. Inside an alarm handler it
+	// returns ok=false (as Cloudflare's getAlarm returns null).
+	Alarm(ctx context.Context) (t time.Time, ok bool, err error)
+	// SetAlarm schedules the alarm, replacing any other. A time in the past is
+	// stored as now and fires as soon as possible.
+	SetAlarm(ctx context.Context, t time.Time) error
+	// DeleteAlarm removes the alarm.
+	DeleteAlarm(ctx context.Context) error
+}
+
+// Tx is the storage seen inside a Transaction: everything but DeleteAll
+// (which returns ErrInvalidState there) works, and reads see the
+// transaction's own writes.
+type Tx interface {
+	KV
+	Alarms
+	SQL() SQL
+	// Transaction runs fn in a nested transaction (a savepoint).
+	Transaction(ctx context.Context, fn func(tx Tx) error) error
+	// DeleteAll returns ErrInvalidState inside a transaction.
+	DeleteAll(ctx context.Context) error
+}
+
+// Storage is an object's transactional storage, as seen by its handler.
+//
+// All writes made while one request is handled form one atomic transaction,
+// journaled and made durable before the reply is released. Storage is not
+// safe for concurrent use: only the object's own goroutine calls it.
+type Storage interface {
+	Tx
+	// Sync returns once every write made so far is durable. Writes are made
+	// durable before the reply anyway; Sync is for handlers that talk to the
+	// outside world in the middle of a request.
+	Sync(ctx context.Context) error
+	// DatabaseSize returns the bytes in use by the object's database.
+	DatabaseSize(ctx context.Context) (int64, error)
+}
+
+// SQL runs SQL against the object's own database. Writes are journaled with
+// the request's transaction.
+type SQL interface {
+	Exec(ctx context.Context, query string, args ...any) (*Cursor, error)
+}
+
+// Op is the kind of a Mutation.
+type Op uint8
+
+// Mutation kinds. The numbers are part of the journal format: never reuse one.
+const (
+	OpPut         Op = 1 // Key, Value
+	OpDelete      Op = 2 // Key
+	OpDeleteAll   Op = 3 // (no fields)
+	OpSQL         Op = 4 // SQL, Args
+	OpSetAlarm    Op = 5 // Alarm
+	OpDeleteAlarm Op = 6 // (no fields)
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpPut:
+		return "put"
+	case OpDelete:
+		return "delete"
+	case OpDeleteAll:
+		return "deleteAll"
+	case OpSQL:
+		return "sql"
+	case OpSetAlarm:
+		return "setAlarm"
+	case OpDeleteAlarm:
+		return "deleteAlarm"
+	}
+	return "op(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Mutation is one recorded state change. A transaction is an ordered list
+// of mutations; replaying them in order on the state before the transaction
+// yields the state after it.
+type Mutation struct {
+	Op    Op
+	Key   string // OpPut, OpDelete
+	Value []byte // OpPut
+	SQL   string // OpSQL: one statement
+	Args  []any  // OpSQL: nil, int64, float64, string or []byte
+	Alarm int64  // OpSetAlarm: Unix milliseconds
+}
+
+// TxContext holds a transaction's deterministic inputs: SQL functions that
+// would differ on replay (current time, random) derive their results from it.
+type TxContext struct {
+	Time time.Time // the transaction's "now"
+	Seed uint64    // seeds random() and randomblob()
+}
+
+// Txn is one committed transaction as it is journaled and replayed: the
+// request that made it, its deterministic inputs and its ordered mutations.
+type Txn struct {
+	RequestID string
+	Context   TxContext
+	Mutations []Mutation
+}
