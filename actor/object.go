@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/opendo/opendo/alarms"
 	"github.com/opendo/opendo/journal"
 	"github.com/opendo/opendo/storage"
 	"github.com/opendo/opendo/storage/sqlite"
@@ -33,6 +34,7 @@ type object struct {
 	done    chan struct{}
 	mailbox chan envelope
 	acks    chan appendResult
+	local   chan alarms.Firing // the local alarm timer fired
 
 	db      *sqlite.DB
 	state   *State
@@ -50,16 +52,27 @@ type object struct {
 	durable   uint64 // last group acknowledged
 	held      []heldReply
 	broken    error // set when an append failed; the object must reset
+
+	// Alarm: the durable alarm (Unix ms, 0 = none), the attempt the object
+	// waits for, and the local timer that fires it on time.
+	alarmMs int64
+	retry   int
+	timer   alarms.Timer
+	timerAt time.Time
 }
 
+// heldReply is a reply (or an alarm firing's acknowledgement) waiting for
+// group gate to be durable.
 type heldReply struct {
 	msg  *nats.Msg
+	ack  func() error
 	gate uint64
 }
 
 type appendResult struct {
 	group uint64
 	seq   uint64
+	alarm alarmEffect
 	err   error
 }
 
@@ -74,6 +87,7 @@ func newObject(rt *Runtime, ns *namespace, id ID, key string, prev chan struct{}
 		done:    make(chan struct{}),
 		mailbox: make(chan envelope, rt.cfg.MailboxSize),
 		acks:    make(chan appendResult, 1),
+		local:   make(chan alarms.Firing, 1),
 	}
 }
 
@@ -102,11 +116,17 @@ func (o *object) run() {
 		}
 		select {
 		case env := <-mailbox:
-			o.handle(ctx, env)
+			if env.firing != nil {
+				o.fire(ctx, *env.firing, env.ack)
+			} else {
+				o.handle(ctx, env)
+			}
+		case f := <-o.local:
+			o.fire(ctx, f, nil)
 		case r := <-o.acks:
 			o.onAck(r)
 		case <-idle.C:
-			if !o.inflight && len(o.open) == 0 && o.rt.release(o, false) {
+			if !o.inflight && len(o.open) == 0 && !o.alarmSoon() && o.rt.release(o, false) {
 				o.closeFiles(false)
 				o.redeliverQueued()
 				return
@@ -167,6 +187,12 @@ func (o *object) activate(ctx context.Context) error {
 	o.lastSeq = last
 	o.state = &State{ns: o.ns.name, id: o.id, storage: objectStorage{Storage: db.Storage(), o: o}}
 	o.handler = o.ns.factory(o.state)
+	if ms, ok, err := db.AlarmTime(ctx); err != nil {
+		return err
+	} else if ok {
+		o.alarmMs = ms
+		o.armTimer(alarms.Firing{NS: o.ns.name, ID: string(o.id), Alarm: ms})
+	}
 	return nil
 }
 
@@ -212,7 +238,7 @@ func (o *object) handle(ctx context.Context, env envelope) {
 	if req.ID == "" {
 		req.ID = ulid.Make().String()
 	}
-	tc := storage.TxContext{Time: o.rt.cfg.Now(), Seed: rand.Uint64()}
+	tc := storage.TxContext{Time: o.rt.clock.Now(), Seed: rand.Uint64()}
 	if err := o.db.Begin(ctx, tc, false); err != nil {
 		o.reply(m, encodeError(m.Reply, Errorf(http.StatusInternalServerError, CodeInternal, "begin: %v", err)))
 		return
@@ -298,16 +324,33 @@ func (o *object) flush() {
 		return
 	}
 	o.sentGroup++
-	e := &journal.Entry{CommitID: ulid.Make(), Time: o.rt.cfg.Now(), Txns: o.open}
+	e := &journal.Entry{CommitID: ulid.Make(), Time: o.rt.clock.Now(), Txns: o.open}
 	o.open, o.openSize, o.inflight = nil, 0, true
 	group, expected := o.sentGroup, o.lastSeq
+	effect := alarmEffectOf(e.Txns)
 	o.rt.wg.Add(1)
 	go func() {
 		defer o.rt.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), o.rt.cfg.AppendTimeout)
 		defer cancel()
+		// A new alarm is scheduled before the journal append: once the
+		// append is acknowledged the schedule is durable too. A schedule
+		// whose transaction never commits fires stale and is dropped.
+		if effect.changed && effect.set {
+			f := alarms.Firing{NS: o.ns.name, ID: string(o.id), Alarm: effect.ms}
+			if err := o.rt.alarms.Schedule(ctx, time.UnixMilli(effect.ms), f); err != nil {
+				o.acks <- appendResult{group: group, err: fmt.Errorf("schedule alarm: %w", err)}
+				return
+			}
+		}
 		seq, err := o.rt.jr.Append(ctx, o.subject, expected, e)
-		o.acks <- appendResult{group: group, seq: seq, err: err}
+		if err == nil && effect.changed && !effect.set {
+			// Best effort: a firing that survives is stale and dropped.
+			if cerr := o.rt.alarms.Cancel(ctx, o.ns.name, string(o.id)); cerr != nil {
+				o.rt.log.Warn("cancel alarm schedule failed", logNS, o.ns.name, logID, o.id, logErr, cerr)
+			}
+		}
+		o.acks <- appendResult{group: group, seq: seq, alarm: effect, err: err}
 	}()
 }
 
@@ -332,6 +375,30 @@ func (o *object) reply(req *nats.Msg, m *nats.Msg) {
 	o.held = append(o.held, heldReply{msg: m, gate: g})
 }
 
+// holdAck acknowledges an alarm firing once everything it may have
+// observed or written is durable.
+func (o *object) holdAck(ack func() error) {
+	if ack == nil {
+		return
+	}
+	g := o.gate()
+	if g <= o.durable && len(o.held) == 0 {
+		o.release(heldReply{ack: ack})
+		return
+	}
+	o.held = append(o.held, heldReply{ack: ack, gate: g})
+}
+
+func (o *object) release(h heldReply) {
+	if h.msg != nil {
+		o.send(h.msg)
+		return
+	}
+	if err := h.ack(); err != nil {
+		o.rt.log.Warn("alarm ack failed", logNS, o.ns.name, logID, o.id, logErr, err)
+	}
+}
+
 func (o *object) send(m *nats.Msg) {
 	if err := o.rt.nc.PublishMsg(m); err != nil {
 		o.rt.log.Warn("reply failed", logNS, o.ns.name, logID, o.id, logErr, err)
@@ -348,6 +415,15 @@ func (o *object) onAck(r appendResult) {
 	}
 	o.lastSeq = r.seq
 	o.durable = r.group
+	if r.alarm.changed {
+		o.retry = 0
+		o.stopTimer()
+		o.alarmMs = 0
+		if r.alarm.set {
+			o.alarmMs = r.alarm.ms
+			o.armTimer(alarms.Firing{NS: o.ns.name, ID: string(o.id), Alarm: r.alarm.ms})
+		}
+	}
 	if err := o.db.MarkDurable(context.Background(), r.seq, len(o.open) > 0); err != nil {
 		o.broken = err
 	}
@@ -356,7 +432,7 @@ func (o *object) onAck(r appendResult) {
 		if h.gate > o.durable {
 			break
 		}
-		o.send(h.msg)
+		o.release(h)
 		n++
 	}
 	o.held = o.held[n:]
@@ -372,6 +448,9 @@ func (o *object) failHeld() {
 	}
 	msg := fmt.Sprintf("journal append failed, the object was reset to its last durable state: %v", o.broken)
 	for _, h := range o.held {
+		if h.msg == nil {
+			continue // an alarm firing stays unacknowledged: delivered again
+		}
 		h.msg.Header = nats.Header{HeaderStatus: {strconv.Itoa(status)}, HeaderError: {code}}
 		h.msg.Data = []byte(msg)
 		o.send(h.msg)
@@ -416,6 +495,7 @@ func (o *object) shutdown() {
 }
 
 func (o *object) closeFiles(remove bool) {
+	o.stopTimer()
 	if o.db == nil {
 		return
 	}
@@ -436,8 +516,7 @@ func (o *object) redeliverQueued() {
 	for {
 		select {
 		case env := <-o.mailbox:
-			ns, id := o.ns.name, o.id
-			o.rt.deliver(ns, id, env.name, env.msg)
+			o.rt.enqueue(o.ns.name, o.id, env)
 		default:
 			return
 		}
@@ -448,7 +527,7 @@ func (o *object) failQueued(err error) {
 	for {
 		select {
 		case env := <-o.mailbox:
-			o.rt.replyError(env.msg, err)
+			o.rt.refuse(env, err)
 		default:
 			return
 		}

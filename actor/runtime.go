@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/opendo/opendo/alarms"
 	"github.com/opendo/opendo/bus"
 	"github.com/opendo/opendo/journal"
 )
@@ -58,8 +59,12 @@ type Config struct {
 	CacheKiB int
 	// Logger receives the runtime's logs; default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock; default time.Now.
-	Now func() time.Time
+	// Clock tells time and runs alarm timers; default the real clock.
+	// Tests inject a fake (internal/clocktest).
+	Clock alarms.Clock
+	// AlarmAckWait is how long a delivered alarm firing may stay
+	// unacknowledged before JetStream delivers it again; default 60 s.
+	AlarmAckWait time.Duration
 }
 
 type namespace struct {
@@ -70,13 +75,16 @@ type namespace struct {
 // Runtime hosts objects: it receives their requests from NATS, runs each
 // object on its own goroutine, and journals their writes.
 type Runtime struct {
-	cfg     Config
-	subj    bus.Subjects
-	log     *slog.Logger
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	jr      *journal.Journal
-	maxSize int // largest journal entry
+	cfg        Config
+	subj       bus.Subjects
+	log        *slog.Logger
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	jr         *journal.Journal
+	alarms     *alarms.Alarms
+	clock      alarms.Clock
+	stopAlarms func()
+	maxSize    int // largest journal entry
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -120,10 +128,10 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = alarms.RealClock()
 	}
-	rt := &Runtime{cfg: cfg, subj: subj, log: cfg.Logger, nc: cfg.Conn}
+	rt := &Runtime{cfg: cfg, subj: subj, log: cfg.Logger, nc: cfg.Conn, clock: cfg.Clock}
 	rt.mu.namespaces = map[string]*namespace{}
 	rt.mu.objects = map[string]*object{}
 	rt.mu.exiting = map[string]chan struct{}{}
@@ -174,7 +182,12 @@ func (rt *Runtime) Start(ctx context.Context) error {
 		return fmt.Errorf("actor: journal: %w", err)
 	}
 	rt.jr = jr
-	rt.maxSize = int(rt.nc.MaxPayload()) - 1024
+	al, err := alarms.Open(ctx, js, alarms.Config{Subjects: rt.subj, Replicas: rt.cfg.Replicas, AckWait: rt.cfg.AlarmAckWait, Logger: rt.log})
+	if err != nil {
+		return fmt.Errorf("actor: alarms: %w", err)
+	}
+	rt.alarms = al
+	rt.maxSize = jr.MaxEntrySize() - 64
 	rt.ctx, rt.cancel = context.WithCancel(context.WithoutCancel(ctx))
 
 	for _, s := range []struct {
@@ -201,6 +214,12 @@ func (rt *Runtime) Start(ctx context.Context) error {
 		rt.unsubscribe()
 		return fmt.Errorf("actor: flush: %w", err)
 	}
+	stop, err := al.Consume(ctx, rt.onFiring)
+	if err != nil {
+		rt.unsubscribe()
+		return fmt.Errorf("actor: alarms: %w", err)
+	}
+	rt.stopAlarms = stop
 	return nil
 }
 
@@ -231,6 +250,9 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		return nil
 	}
 	rt.unsubscribe()
+	if rt.stopAlarms != nil {
+		rt.stopAlarms()
+	}
 	rt.cancel()
 	done := make(chan struct{})
 	go func() { rt.wg.Wait(); close(done) }()
@@ -300,20 +322,38 @@ func lastTwoTokens(s string) (string, string, bool) {
 	return a, b, a != "" && b != ""
 }
 
-// envelope is a request waiting in a mailbox.
+// envelope is a request or an alarm firing waiting in a mailbox.
 type envelope struct {
-	msg  *nats.Msg
-	name string
+	msg    *nats.Msg
+	name   string
+	firing *alarms.Firing // an alarm firing instead of a request
+	ack    func() error   // acknowledges the firing
 }
 
 // deliver puts m into the mailbox of (ns, id), activating the object if
 // needed.
 func (rt *Runtime) deliver(ns string, id ID, name string, m *nats.Msg) {
+	rt.enqueue(ns, id, envelope{msg: m, name: name})
+}
+
+// onFiring routes an alarm firing to its object. A firing that cannot be
+// queued is left unacknowledged: JetStream delivers it again.
+func (rt *Runtime) onFiring(f alarms.Firing, ack func() error) {
+	id, err := ParseID(f.ID)
+	if err != nil {
+		rt.log.Warn("dropping alarm firing with a bad id", "firing", f.String(), logErr, err)
+		_ = ack()
+		return
+	}
+	rt.enqueue(f.NS, id, envelope{firing: &f, ack: ack})
+}
+
+func (rt *Runtime) enqueue(ns string, id ID, env envelope) {
 	key := ns + "." + string(id)
 	rt.mu.Lock()
 	if rt.mu.closed {
 		rt.mu.Unlock()
-		rt.replyError(m, ErrClosed)
+		rt.refuse(env, ErrClosed)
 		return
 	}
 	o := rt.mu.objects[key]
@@ -321,7 +361,7 @@ func (rt *Runtime) deliver(ns string, id ID, name string, m *nats.Msg) {
 		nsp := rt.mu.namespaces[ns]
 		if nsp == nil {
 			rt.mu.Unlock()
-			rt.replyError(m, fmt.Errorf("%w: %q", ErrUnknownNamespace, ns))
+			rt.refuse(env, fmt.Errorf("%w: %q", ErrUnknownNamespace, ns))
 			return
 		}
 		o = newObject(rt, nsp, id, key, rt.mu.exiting[key])
@@ -330,12 +370,25 @@ func (rt *Runtime) deliver(ns string, id ID, name string, m *nats.Msg) {
 		go o.run()
 	}
 	select {
-	case o.mailbox <- envelope{msg: m, name: name}:
+	case o.mailbox <- env:
 		rt.mu.Unlock()
 	default:
 		rt.mu.Unlock()
-		rt.replyError(m, Errorf(http.StatusServiceUnavailable, CodeOverloaded, "object %s/%s has %d requests waiting", ns, id, cap(o.mailbox)))
+		rt.refuse(env, Errorf(http.StatusServiceUnavailable, CodeOverloaded, "object %s/%s has %d requests waiting", ns, id, cap(o.mailbox)))
 	}
+}
+
+// refuse answers a request that cannot be queued. A refused firing stays
+// unacknowledged (delivered again later) unless its namespace is unknown.
+func (rt *Runtime) refuse(env envelope, err error) {
+	if env.firing != nil {
+		if errors.Is(err, ErrUnknownNamespace) {
+			rt.log.Warn("dropping alarm firing of an unknown namespace", "firing", env.firing.String())
+			_ = env.ack()
+		}
+		return
+	}
+	rt.replyError(env.msg, err)
 }
 
 // release removes o from the active set if its mailbox is empty (or

@@ -80,6 +80,11 @@ func cut(s string) (string, string, bool) {
 
 func newEnv(t *testing.T, srv *natstest.Server, data string, mod func(*actor.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, srv, data, mod, nil)
+}
+
+func newEnvWith(t *testing.T, srv *natstest.Server, data string, mod func(*actor.Config), register func(*actor.Runtime)) *env {
+	t.Helper()
 	if srv == nil {
 		srv = natstest.Start(t)
 	}
@@ -100,6 +105,9 @@ func newEnv(t *testing.T, srv *natstest.Server, data string, mod func(*actor.Con
 	}
 	if err := rt.Register("probe", probe); err != nil {
 		t.Fatal(err)
+	}
+	if register != nil {
+		register(rt)
 	}
 	if err := rt.Start(t.Context()); err != nil {
 		t.Fatal(err)

@@ -5,12 +5,21 @@ package examples
 import (
 	"github.com/opendo/opendo/actor"
 	"github.com/opendo/opendo/examples/counter"
+	"github.com/opendo/opendo/examples/reminder"
 )
 
 // Register registers every example namespace on rt.
 func Register(rt *actor.Runtime) error {
-	return rt.Register(counter.Namespace, counter.New)
+	for ns, f := range map[string]actor.Factory{
+		counter.Namespace:  counter.New,
+		reminder.Namespace: reminder.New,
+	} {
+		if err := rt.Register(ns, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Namespaces lists the example namespaces.
-func Namespaces() []string { return []string{counter.Namespace} }
+func Namespaces() []string { return []string{counter.Namespace, reminder.Namespace} }

@@ -53,15 +53,19 @@ func (j *Journal) Read(ctx context.Context, subject string, after, upto uint64, 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// A channel subscription: SubscribeSync would allocate a channel of
+	// 64k messages (~100µs). One batch and its end-of-batch status always
+	// fit in ch, as a batch is requested only once the previous one ended.
 	nc := j.js.Conn()
 	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	ch := make(chan *nats.Msg, readBatch+1)
+	sub, err := nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return fmt.Errorf("journal: read %s: %w", subject, err)
 	}
 	defer sub.Unsubscribe()
 
-	r := batchReader{j: j, sub: sub, subject: subject, inbox: inbox, next: after + 1, upto: upto, left: -1}
+	r := batchReader{j: j, ch: ch, subject: subject, inbox: inbox, next: after + 1, upto: upto, left: -1}
 	for {
 		more, err := r.batch(ctx, fn)
 		if err != nil || !more {
@@ -73,7 +77,7 @@ func (j *Journal) Read(ctx context.Context, subject string, after, upto uint64, 
 // batchReader is the state of one Read.
 type batchReader struct {
 	j       *Journal
-	sub     *nats.Subscription
+	ch      chan *nats.Msg
 	subject string
 	inbox   string
 	next    uint64 // first sequence not yet delivered
@@ -100,9 +104,14 @@ func (r *batchReader) batch(ctx context.Context, fn func(uint64, *Entry) error) 
 		return false, fmt.Errorf("journal: read %s: %w", r.subject, err)
 	}
 	for {
-		m, err := r.sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return false, fmt.Errorf("journal: read %s after %d: %w", r.subject, r.next-1, err)
+		var m *nats.Msg
+		select {
+		case m = <-r.ch:
+			if m == nil {
+				return false, fmt.Errorf("journal: read %s: %w", r.subject, nats.ErrConnectionClosed)
+			}
+		case <-ctx.Done():
+			return false, fmt.Errorf("journal: read %s after %d: %w", r.subject, r.next-1, ctx.Err())
 		}
 		if len(m.Data) == 0 {
 			switch m.Header.Get(statusHeader) {

@@ -36,7 +36,8 @@ type Server struct {
 
 	mu struct {
 		sync.Mutex
-		srv *server.Server
+		srv   *server.Server
+		conns []*nats.Conn // made by Conn, for Restart to wait on
 	}
 }
 
@@ -76,7 +77,7 @@ func (s *Server) start(t testing.TB) {
 		t.Fatalf("natstest: server not ready after %v", readyTimeout)
 	}
 	// Pin the port so that Restart comes back where clients reconnect.
-	if addr, ok := srv.Addr().(*net.TCPAddr); ok {
+	if addr, ok := srv.Addr().(*net.TCPAddr); ok && s.opts.Port == server.RANDOM_PORT {
 		s.opts.Port = addr.Port
 	}
 	s.mu.Lock()
@@ -110,6 +111,9 @@ func (s *Server) Conn(t testing.TB) *nats.Conn {
 		t.Fatalf("natstest: connect: %v", err)
 	}
 	t.Cleanup(nc.Close)
+	s.mu.Lock()
+	s.mu.conns = append(s.mu.conns, nc)
+	s.mu.Unlock()
 	return nc
 }
 
@@ -124,11 +128,32 @@ func (s *Server) JetStream(t testing.TB) jetstream.JetStream {
 }
 
 // Restart shuts the server down and starts it again on the same port and
-// store directory. Existing connections reconnect by themselves.
+// store directory. It returns once every open connection made by Conn has
+// reconnected, so that no request is lost on a connection that has not yet
+// noticed the restart.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
+	s.mu.Lock()
+	var conns []*nats.Conn
+	var events []chan nats.Status
+	for _, nc := range s.mu.conns {
+		if !nc.IsClosed() {
+			conns = append(conns, nc)
+			events = append(events, nc.StatusChanged(nats.CONNECTED, nats.CLOSED))
+		}
+	}
+	s.mu.Unlock()
 	s.Shutdown()
 	s.start(t)
+	timeout := time.After(readyTimeout)
+	for i, nc := range conns {
+		select {
+		case <-events[i]: // CONNECTED can only follow the disconnect
+		case <-timeout:
+			t.Fatalf("natstest: connection %d not reconnected after %v", i, readyTimeout)
+		}
+		nc.RemoveStatusListener(events[i])
+	}
 }
 
 // Shutdown stops the server and waits until it is down. It is idempotent.

@@ -396,6 +396,9 @@ func (db *DB) MarkDurable(ctx context.Context, seq uint64, dirty bool) error {
 		if _, err := db.exec(db.st.metaSet, db.args2(metaSeq, int64(seq))); err != nil {
 			return err
 		}
+		if dirty == db.dirty {
+			return nil
+		}
 		_, err := db.exec(db.st.metaSet, db.args2(metaDirty, d))
 		return err
 	})

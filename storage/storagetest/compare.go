@@ -28,12 +28,19 @@ var (
 	counters   = []string{"rowsRead", "rowsWritten"}
 )
 
+// mismatch is one line of check.py's report; op is the index of the op
+// (-1 for a mismatch of the whole case).
+type mismatch struct {
+	op   int
+	line string
+}
+
 // compareOps compares one case's op results and returns one line per
 // mismatching op, as check.py prints them.
-func compareOps(name string, expected, actual []any, lax bool) []string {
-	var out []string
+func compareOps(name string, expected, actual []any, lax bool) []mismatch {
+	var out []mismatch
 	if len(actual) != len(expected) {
-		out = append(out, fmt.Sprintf("%s: expected %d op results, got %d", name, len(expected), len(actual)))
+		out = append(out, mismatch{-1, fmt.Sprintf("%s: expected %d op results, got %d", name, len(expected), len(actual))})
 	}
 	for i := range min(len(expected), len(actual)) {
 		if path, msg, bad := firstDiff(expected[i], actual[i], "", lax); bad {
@@ -41,7 +48,7 @@ func compareOps(name string, expected, actual []any, lax bool) []string {
 			if path != "" {
 				where = " at " + path
 			}
-			out = append(out, fmt.Sprintf("%s op %d%s: %s", name, i, where, msg))
+			out = append(out, mismatch{i, fmt.Sprintf("%s op %d%s: %s", name, i, where, msg)})
 		}
 	}
 	return out

@@ -1,0 +1,127 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/opendo/opendo/storage"
+)
+
+// benchDB returns a DB holding n keys "key0000".. with 100-byte values.
+func benchDB(b testing.TB, n int) *DB {
+	b.Helper()
+	db := openTest(b)
+	s := begin(b, db)
+	value := make([]byte, 100)
+	for i := range n {
+		if err := s.Put(context.Background(), fmt.Sprintf("key%04d", i), value); err != nil {
+			b.Fatal(err)
+		}
+	}
+	commit(b, db)
+	return db
+}
+
+func BenchmarkGet(b *testing.B) {
+	db := benchDB(b, 1000)
+	s := begin(b, db)
+	ctx := context.Background()
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key%04d", i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok, err := s.Get(ctx, keys[i%len(keys)]); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+		i++
+	}
+}
+
+func BenchmarkPutCommit(b *testing.B) {
+	db := benchDB(b, 1000)
+	ctx := context.Background()
+	tc := storage.TxContext{Time: testNow}
+	value := make([]byte, 100)
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key%04d", i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := db.Begin(ctx, tc, false); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Storage().Put(ctx, keys[i%len(keys)], value); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkList100(b *testing.B) {
+	db := benchDB(b, 1000)
+	s := begin(b, db)
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		start := fmt.Sprintf("key%04d", i%900)
+		entries, err := s.List(ctx, storage.ListOptions{Start: start, Limit: 100})
+		if err != nil || len(entries) != 100 {
+			b.Fatal(len(entries), err)
+		}
+		i++
+	}
+}
+
+func BenchmarkGetMulti10(b *testing.B) {
+	db := benchDB(b, 1000)
+	s := begin(b, db)
+	ctx := context.Background()
+	keys := make([]string, 10)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		for j := range keys {
+			keys[j] = fmt.Sprintf("key%04d", (i*10+j*37)%1000)
+		}
+		if entries, err := s.GetMulti(ctx, keys); err != nil || len(entries) != 10 {
+			b.Fatal(len(entries), err)
+		}
+		i++
+	}
+}
+
+// BenchmarkPutCommitDurable is one request as the runtime runs it: the
+// commit, then MarkDurable once the journal has acknowledged it.
+func BenchmarkPutCommitDurable(b *testing.B) {
+	db := benchDB(b, 1000)
+	ctx := context.Background()
+	tc := storage.TxContext{Time: testNow}
+	value := make([]byte, 100)
+	b.ReportAllocs()
+	seq := uint64(0)
+	for b.Loop() {
+		if err := db.Begin(ctx, tc, false); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Storage().Put(ctx, fmt.Sprintf("key%04d", seq%1000), value); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+		seq++
+		if err := db.MarkDurable(ctx, seq, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

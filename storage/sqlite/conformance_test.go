@@ -1,0 +1,75 @@
+package sqlite_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/opendo/opendo/storage"
+	"github.com/opendo/opendo/storage/sqlite"
+	"github.com/opendo/opendo/storage/storagetest"
+)
+
+// conformanceDir returns $OPENDO_CONFORMANCE_DIR, or the public cases of
+// shared/conformance, which is checked out beside the repository.
+func conformanceDir(t *testing.T) string {
+	t.Helper()
+	switch dir := os.Getenv("OPENDO_CONFORMANCE_DIR"); dir {
+	case "skip":
+		t.Skip("OPENDO_CONFORMANCE_DIR=skip")
+	case "":
+	default:
+		return dir
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := wd
+	for {
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(root)
+		if parent == root {
+			t.Fatalf("no go.mod above %s", wd)
+		}
+		root = parent
+	}
+	dir := filepath.Join(filepath.Dir(root), "shared", "conformance", "public")
+	if _, err := os.Stat(filepath.Join(dir, "cases")); err != nil {
+		t.Fatalf("conformance cases not found at %s (the shared/ folder is expected beside the repository): %v\n"+
+			"set OPENDO_CONFORMANCE_DIR to the folder holding cases/ and expected/, or to \"skip\"", dir, err)
+	}
+	return dir
+}
+
+type session struct {
+	db  *sqlite.DB
+	now time.Time
+}
+
+func (s *session) Storage() storage.Storage { return s.db.Storage() }
+func (s *session) Now() time.Time           { return s.now }
+
+func TestConformance(t *testing.T) {
+	dir := conformanceDir(t)
+	storagetest.RunConformance(t, dir, func(t *testing.T) storagetest.Session {
+		ctx := t.Context()
+		db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "object.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := db.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+		now := time.Now().Truncate(time.Millisecond)
+		if err := db.Begin(ctx, storage.TxContext{Time: now, Seed: 1}, false); err != nil {
+			t.Fatal(err)
+		}
+		return &session{db: db, now: now}
+	})
+}

@@ -1,0 +1,77 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opendo/opendo/storage"
+	"github.com/opendo/opendo/storage/sqlite"
+)
+
+// One request: Begin, the handler's writes through Storage, Commit. The
+// mutations Commit returns are what the runtime journals; Apply replays
+// them into another file, and MarkDurable records the journal's sequence.
+func Example() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "opendo-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "object.db"), sqlite.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	now := time.UnixMilli(1_700_000_000_000)
+	if err := db.Begin(ctx, storage.TxContext{Time: now}, false); err != nil {
+		log.Fatal(err)
+	}
+	s := db.Storage() // what the handler sees
+	s.Put(ctx, "greeting", []byte("hello"))
+	s.Transaction(ctx, func(tx storage.Tx) error {
+		tx.Put(ctx, "draft", []byte("discarded"))
+		return fmt.Errorf("changed my mind") // rolls back this transaction only
+	})
+	s.SetAlarm(ctx, now.Add(time.Minute))
+	muts, err := db.Commit(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range muts {
+		fmt.Println(m.Op, m.Key, string(m.Value), m.Alarm)
+	}
+	seq, dirty := db.Seq()
+	fmt.Println("seq", seq, "dirty", dirty)
+
+	// The journal acknowledged the transaction as sequence 1.
+	if err := db.MarkDurable(ctx, 1, false); err != nil {
+		log.Fatal(err)
+	}
+	seq, dirty = db.Seq()
+	fmt.Println("seq", seq, "dirty", dirty)
+
+	// Rebuild a copy from the journal.
+	cp, err := sqlite.Open(ctx, filepath.Join(dir, "copy.db"), sqlite.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cp.Close()
+	if err := cp.Apply(ctx, 1, []storage.Txn{{RequestID: "r1", Context: storage.TxContext{Time: now}, Mutations: muts}}); err != nil {
+		log.Fatal(err)
+	}
+	ms, ok, _ := cp.AlarmTime(ctx)
+	fmt.Println("copy alarm in", time.UnixMilli(ms).Sub(now), ok)
+	// Output:
+	// put greeting hello 0
+	// setAlarm   1700000060000
+	// seq 0 dirty true
+	// seq 1 dirty false
+	// copy alarm in 1m0s true
+}
