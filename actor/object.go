@@ -343,7 +343,7 @@ func (o *object) flush() {
 				return
 			}
 		}
-		seq, err := o.rt.jr.Append(ctx, o.subject, expected, e)
+		seq, err := o.append(e, expected)
 		if err == nil && effect.changed && !effect.set {
 			// Best effort: a firing that survives is stale and dropped.
 			if cerr := o.rt.alarms.Cancel(ctx, o.ns.name, string(o.id)); cerr != nil {
@@ -352,6 +352,28 @@ func (o *object) flush() {
 		}
 		o.acks <- appendResult{group: group, seq: seq, alarm: effect, err: err}
 	}()
+}
+
+// append appends e, retrying after ambiguous failures (timeouts, a lost
+// connection): journal.Append is idempotent per entry, so a retry of an
+// append that did reach the stream returns its sequence.
+func (o *object) append(e *journal.Entry, expected uint64) (uint64, error) {
+	const attempts = 3
+	var err error
+	for i := 0; i < attempts; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), o.rt.cfg.AppendTimeout/attempts)
+		var seq uint64
+		seq, err = o.rt.jr.Append(ctx, o.subject, expected, e)
+		cancel()
+		if err == nil || errors.Is(err, journal.ErrConflict) || errors.Is(err, journal.ErrTooLarge) ||
+			errors.Is(err, journal.ErrInvalidEntry) {
+			return seq, err
+		}
+		if o.rt.ctx.Err() != nil && i > 0 {
+			break // shutting down: do not linger
+		}
+	}
+	return 0, err
 }
 
 // gate returns the group a reply produced now must wait for.
