@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +36,10 @@ type object struct {
 	mailbox chan envelope
 	acks    chan appendResult
 	local   chan alarms.Firing // the local alarm timer fired
+	poke    chan struct{}      // a sync finished (Config.Sync)
+	syncMu  sync.Mutex         // guards syncedG and syncErr, set by the syncer
+	syncedG uint64
+	syncErr error
 
 	db      *sqlite.DB
 	state   *State
@@ -49,7 +54,8 @@ type object struct {
 	openSize  int
 	inflight  bool
 	sentGroup uint64 // last group sent
-	durable   uint64 // last group acknowledged
+	acked     uint64 // last group acknowledged by the journal
+	durable   uint64 // last group durable: acknowledged (and synced, with Config.Sync)
 	held      []heldReply
 	broken    error // set when an append failed; the object must reset
 
@@ -88,6 +94,7 @@ func newObject(rt *Runtime, ns *namespace, id ID, key string, prev chan struct{}
 		mailbox: make(chan envelope, rt.cfg.MailboxSize),
 		acks:    make(chan appendResult, 1),
 		local:   make(chan alarms.Firing, 1),
+		poke:    make(chan struct{}, 1),
 	}
 }
 
@@ -125,8 +132,10 @@ func (o *object) run() {
 			o.fire(ctx, f, nil)
 		case r := <-o.acks:
 			o.onAck(r)
+		case <-o.poke:
+			o.onSynced()
 		case <-idle.C:
-			if !o.inflight && len(o.open) == 0 && !o.alarmSoon() && o.rt.release(o, false) {
+			if !o.inflight && len(o.open) == 0 && len(o.held) == 0 && !o.alarmSoon() && o.rt.release(o, false) {
 				o.closeFiles(false)
 				o.redeliverQueued()
 				return
@@ -314,7 +323,7 @@ func (o *object) waitFlush() {
 			o.flush()
 			continue
 		}
-		o.onAck(<-o.acks)
+		o.await()
 	}
 }
 
@@ -436,7 +445,7 @@ func (o *object) onAck(r appendResult) {
 		return
 	}
 	o.lastSeq = r.seq
-	o.durable = r.group
+	o.acked = r.group
 	if r.alarm.changed {
 		o.retry = 0
 		o.stopTimer()
@@ -449,6 +458,21 @@ func (o *object) onAck(r appendResult) {
 	if err := o.db.MarkDurable(context.Background(), r.seq, len(o.open) > 0); err != nil {
 		o.broken = err
 	}
+	if o.rt.syncer != nil {
+		o.rt.syncer.request(o, r.group)
+	} else {
+		o.setDurable(r.group)
+	}
+	o.flush()
+}
+
+// setDurable releases the replies and acknowledgements waiting for group
+// g or an earlier one.
+func (o *object) setDurable(g uint64) {
+	if g <= o.durable {
+		return
+	}
+	o.durable = g
 	n := 0
 	for _, h := range o.held {
 		if h.gate > o.durable {
@@ -458,7 +482,47 @@ func (o *object) onAck(r appendResult) {
 		n++
 	}
 	o.held = o.held[n:]
-	o.flush()
+}
+
+// synced is called by the syncer (on its goroutine) when a sync covering
+// group g is done.
+func (o *object) synced(g uint64, err error) {
+	o.syncMu.Lock()
+	if err != nil && o.syncErr == nil {
+		o.syncErr = err
+	}
+	if g > o.syncedG {
+		o.syncedG = g
+	}
+	o.syncMu.Unlock()
+	select {
+	case o.poke <- struct{}{}:
+	default:
+	}
+}
+
+// onSynced takes the syncer's news on the object's goroutine.
+func (o *object) onSynced() {
+	o.syncMu.Lock()
+	g, err := o.syncedG, o.syncErr
+	o.syncMu.Unlock()
+	if err != nil {
+		o.broken = err
+		o.failHeld()
+		return
+	}
+	o.setDurable(g)
+}
+
+// await blocks until an append is acknowledged or a sync is done, and
+// takes it into account.
+func (o *object) await() {
+	select {
+	case r := <-o.acks:
+		o.onAck(r)
+	case <-o.poke:
+		o.onSynced()
+	}
 }
 
 // failHeld answers every held reply with the error that broke the object:
@@ -498,12 +562,12 @@ func (o *object) reset() {
 // shutdown finishes the journal work and answers queued requests.
 func (o *object) shutdown() {
 	o.rt.release(o, true)
-	for (o.inflight || len(o.open) > 0) && o.broken == nil {
-		if !o.inflight {
+	for (o.inflight || len(o.open) > 0 || o.durable < o.acked) && o.broken == nil {
+		if !o.inflight && len(o.open) > 0 {
 			o.flush()
 			continue
 		}
-		o.onAck(<-o.acks)
+		o.await()
 	}
 	for o.inflight {
 		<-o.acks
@@ -597,13 +661,15 @@ func (s objectStorage) Sync(ctx context.Context) error {
 	o := s.o
 	target := o.gate()
 	for o.durable < target && o.broken == nil {
-		if !o.inflight {
+		if !o.inflight && len(o.open) > 0 {
 			o.flush()
 			continue
 		}
 		select {
 		case r := <-o.acks:
 			o.onAck(r)
+		case <-o.poke:
+			o.onSynced()
 		case <-ctx.Done():
 			return ctx.Err()
 		}

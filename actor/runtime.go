@@ -62,6 +62,15 @@ type Config struct {
 	// Clock tells time and runs alarm timers; default the real clock.
 	// Tests inject a fake (internal/clocktest).
 	Clock alarms.Clock
+	// AlarmStream names the alarm stream; default "OPENDO_ALARMS".
+	AlarmStream string
+	// Sync, when set, is called after journal appends are acknowledged
+	// and before the replies that depend on them are released; one call
+	// serves every append acknowledged before it started (group commit).
+	// `opendo dev -sync always` sets it to bus.Embedded.Sync, which fsyncs
+	// the embedded server's store: every reply then waits for an fsync,
+	// and concurrent writes share it.
+	Sync func() error
 	// AlarmAckWait is how long a delivered alarm firing may stay
 	// unacknowledged before JetStream delivers it again; default 60 s.
 	AlarmAckWait time.Duration
@@ -84,6 +93,7 @@ type Runtime struct {
 	alarms     *alarms.Alarms
 	clock      alarms.Clock
 	stopAlarms func()
+	syncer     *syncer
 	maxSize    int // largest journal entry
 
 	ctx    context.Context // cancelled by Close
@@ -182,13 +192,16 @@ func (rt *Runtime) Start(ctx context.Context) error {
 		return fmt.Errorf("actor: journal: %w", err)
 	}
 	rt.jr = jr
-	al, err := alarms.Open(ctx, js, alarms.Config{Subjects: rt.subj, Replicas: rt.cfg.Replicas, AckWait: rt.cfg.AlarmAckWait, Logger: rt.log})
+	al, err := alarms.Open(ctx, js, alarms.Config{Subjects: rt.subj, Stream: rt.cfg.AlarmStream, Replicas: rt.cfg.Replicas, AckWait: rt.cfg.AlarmAckWait, Logger: rt.log})
 	if err != nil {
 		return fmt.Errorf("actor: alarms: %w", err)
 	}
 	rt.alarms = al
 	rt.maxSize = jr.MaxEntrySize() - 64
 	rt.ctx, rt.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if rt.cfg.Sync != nil {
+		rt.syncer = newSyncer(rt.cfg.Sync)
+	}
 
 	for _, s := range []struct {
 		subject string
@@ -255,7 +268,13 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	}
 	rt.cancel()
 	done := make(chan struct{})
-	go func() { rt.wg.Wait(); close(done) }()
+	go func() {
+		rt.wg.Wait()
+		if rt.syncer != nil {
+			rt.syncer.close()
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil

@@ -36,10 +36,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := os.MkdirAll(*data, 0o755); err != nil {
 		return err
 	}
+	// -sync always: every reply waits for an fsync of the store after its
+	// journal append; concurrent appends share one fsync (group commit),
+	// which the server's own per-message SyncAlways cannot do.
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
-		Addr:       *addr,
-		StoreDir:   filepath.Join(*data, "nats"),
-		SyncAlways: *sync == "always",
+		Addr:     *addr,
+		StoreDir: filepath.Join(*data, "nats"),
 	})
 	if err != nil {
 		return err
@@ -54,7 +56,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer nc.Close()
-	return host(ctx, nc, filepath.Join(*data, "objects"), rf, log, func() {
+	var syncFn func() error
+	if *sync == "always" {
+		syncFn = srv.Sync
+	}
+	return host(ctx, nc, filepath.Join(*data, "objects"), rf, syncFn, log, func() {
 		url := srv.URL()
 		fmt.Fprintf(stdout, "opendo dev: NATS listening on %s (data in %s, sync %s)\n", url, *data, *sync)
 		fmt.Fprintf(stdout, "namespaces: %s\n", strings.Join(examples.Namespaces(), ", "))

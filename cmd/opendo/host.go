@@ -32,7 +32,8 @@ func (f *runtimeFlags) register(fs *flag.FlagSet) {
 
 // host runs a runtime with the example namespaces on nc until ctx ends.
 // ready is called once requests are served.
-func host(ctx context.Context, nc *nats.Conn, dataDir string, f runtimeFlags, log *slog.Logger, ready func()) error {
+// syncFn, if set, is the runtime's Config.Sync.
+func host(ctx context.Context, nc *nats.Conn, dataDir string, f runtimeFlags, syncFn func() error, log *slog.Logger, ready func()) error {
 	rt, err := actor.New(actor.Config{
 		Conn:        nc,
 		DataDir:     dataDir,
@@ -41,6 +42,7 @@ func host(ctx context.Context, nc *nats.Conn, dataDir string, f runtimeFlags, lo
 		Replicas:    f.replicas,
 		IdleTimeout: f.idle,
 		Logger:      log,
+		Sync:        syncFn,
 	})
 	if err != nil {
 		return err

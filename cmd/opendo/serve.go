@@ -32,7 +32,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer nc.Close()
-	return host(ctx, nc, *data, rf, log, func() {
+	return host(ctx, nc, *data, rf, nil, log, func() {
 		fmt.Fprintf(stdout, "opendo serve: connected to %s; namespaces: %s\nready\n", nc.ConnectedUrlRedacted(), strings.Join(examples.Namespaces(), ", "))
 	})
 }
