@@ -52,7 +52,7 @@ func (s *storeSyncer) sync() error {
 			}
 			s.files[path] = f
 		}
-		if err := fsync(int(f.Fd())); err != nil {
+		if err := fsync(f); err != nil {
 			return fmt.Errorf("fsync %s: %w", path, err)
 		}
 	}

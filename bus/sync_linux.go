@@ -2,7 +2,11 @@
 
 package bus
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 // fsync flushes one file's data to stable storage (fdatasync(2)).
-func fsync(fd int) error { return unix.Fdatasync(fd) }
+func fsync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }

@@ -2,7 +2,7 @@
 
 package bus
 
-import "syscall"
+import "os"
 
 // fsync flushes one file to stable storage.
-func fsync(fd int) error { return syscall.Fsync(fd) }
+func fsync(f *os.File) error { return f.Sync() }

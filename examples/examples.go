@@ -4,6 +4,7 @@ package examples
 
 import (
 	"github.com/opendo/opendo/actor"
+	"github.com/opendo/opendo/examples/chat"
 	"github.com/opendo/opendo/examples/counter"
 	"github.com/opendo/opendo/examples/reminder"
 )
@@ -12,6 +13,7 @@ import (
 func Register(rt *actor.Runtime) error {
 	for ns, f := range map[string]actor.Factory{
 		counter.Namespace:  counter.New,
+		chat.Namespace:     chat.New,
 		reminder.Namespace: reminder.New,
 	} {
 		if err := rt.Register(ns, f); err != nil {
@@ -22,4 +24,4 @@ func Register(rt *actor.Runtime) error {
 }
 
 // Namespaces lists the example namespaces.
-func Namespaces() []string { return []string{counter.Namespace, reminder.Namespace} }
+func Namespaces() []string { return []string{counter.Namespace, chat.Namespace, reminder.Namespace} }

@@ -8,7 +8,8 @@ type Cursor struct {
 	rows        [][]any
 	rowsRead    int64
 	rowsWritten int64
-	pos         int
+	pos         int  // rows consumed; the current row is rows[pos-1]
+	done        bool // Next returned false
 }
 
 // NewCursor builds a cursor; it is used by implementations of SQL.
@@ -29,16 +30,18 @@ func (c *Cursor) RowsWritten() int64 { return c.rowsWritten }
 // Next advances to the next row; it returns false when there is none.
 func (c *Cursor) Next() bool {
 	if c.pos >= len(c.rows) {
+		c.done = true
 		return false
 	}
 	c.pos++
 	return true
 }
 
-// Values returns the current row (after Next) in column order. Values are
-// nil, int64, float64, string or []byte.
+// Values returns the current row (after Next) in column order, or nil
+// before the first Next and after the last. Values are nil, int64,
+// float64, string or []byte (an empty BLOB is an empty, non-nil slice).
 func (c *Cursor) Values() []any {
-	if c.pos == 0 || c.pos > len(c.rows) {
+	if c.pos == 0 || c.done {
 		return nil
 	}
 	return c.rows[c.pos-1]
@@ -47,7 +50,7 @@ func (c *Cursor) Values() []any {
 // Raw returns all remaining rows as value slices in column order.
 func (c *Cursor) Raw() [][]any {
 	r := c.rows[c.pos:]
-	c.pos = len(c.rows)
+	c.pos, c.done = len(c.rows), true
 	return r
 }
 

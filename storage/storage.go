@@ -94,8 +94,21 @@ type Storage interface {
 }
 
 // SQL runs SQL against the object's own database. Writes are journaled with
-// the request's transaction.
+// the request's transaction and replayed deterministically (docs/sql.md).
 type SQL interface {
+	// Exec runs the statements of query one at a time, in order, inside the
+	// request's transaction (or the enclosing Transaction). The Cursor
+	// describes the last statement; its rows are read in full. When a
+	// statement fails, the ones before it keep their effects. args bind to
+	// the last statement's parameters (?, ?NNN, :name, @name, $name in
+	// SQLite's numbering) and must match their number; earlier statements
+	// may not have parameters. Arguments are nil, integers, floats, bool
+	// (INTEGER 0/1), string (TEXT) or []byte (BLOB; a nil slice is NULL).
+	//
+	// Errors wrap ErrInvalidArgument (no statement, wrong number of
+	// arguments), ErrSQL (SQLite's own errors), ErrForbiddenSQL
+	// (transaction control, ATTACH, VACUUM, TEMP objects, most PRAGMAs),
+	// ErrReservedName (the runtime's _cf_ tables) or ErrLimitExceeded.
 	Exec(ctx context.Context, query string, args ...any) (*Cursor, error)
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,6 +37,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := os.MkdirAll(*data, 0o755); err != nil {
 		return err
 	}
+	// One NATS server per store: `opendo journal` takes the same lock.
+	unlock, err := lockDataDir(*data)
+	if err != nil {
+		if errors.Is(err, errDataDirLocked) {
+			return fmt.Errorf("%s is in use by another opendo dev or journal command: %w", *data, err)
+		}
+		return err
+	}
+	defer unlock()
 	// -sync always: every reply waits for an fsync of the store after its
 	// journal append; concurrent appends share one fsync (group commit),
 	// which the server's own per-message SyncAlways cannot do.

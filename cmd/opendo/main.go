@@ -3,6 +3,8 @@
 //	opendo dev      embedded NATS + runtime + examples, for development
 //	opendo serve    the runtime against an external NATS server
 //	opendo call     call an object and print its reply
+//	opendo journal  list, show, replay, fork, verify and tail object journals
+//	opendo bench    measure the runtime against raw NATS baselines
 //	opendo version  print the version
 package main
 
@@ -53,6 +55,8 @@ commands:
   dev       run an embedded NATS server with the runtime and the examples
   serve     run the runtime against an external NATS server
   call      call an object: opendo call NS NAME [PATH] [BODY|-]
+  journal   inspect journals: ls, show, replay, fork, verify, tail
+  bench     measure throughput and latency against raw NATS/JetStream baselines
   version   print the version
 
 Run 'opendo <command> -h' for the flags of a command.
@@ -69,10 +73,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDev(ctx, rest, stdout, stderr)
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
-	case "bench":
-		return runBench(ctx, rest, stdout, stderr)
 	case "call":
 		return runCall(ctx, rest, stdout, stderr)
+	case "journal":
+		return runJournal(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "opendo", version)
 		return nil

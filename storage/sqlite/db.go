@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"modernc.org/sqlite"
+	lib "modernc.org/sqlite/lib"
 
 	"github.com/opendo/opendo/storage"
 )
@@ -87,6 +88,14 @@ type DB struct {
 	broken    error              // a SQLite failure that dooms the request
 
 	handle *store
+
+	// User SQL (sql.go): the connection's C API, the VFS whose clock is the
+	// transaction's, the deterministic inputs of SQL functions and what the
+	// authorizer saw.
+	raw  rawConn
+	vfs  *vfs
+	sql  *sqlState
+	auth authState
 }
 
 // statements are prepared by Open and reused.
@@ -112,38 +121,85 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	case opts.CacheKiB == 0:
 		opts.CacheKiB = defaultCacheKiB
 	}
-	name, err := dsn(path)
+	// The file is opened through a VFS of its own, whose clock is the
+	// request's (see determinism.go).
+	st := &sqlState{}
+	v, err := newVFS(st)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	// A private driver: functions registered for one object (deterministic
-	// time and random for SQL) must not leak to the others.
+	name, err := dsn(path, v.name)
+	if err != nil {
+		v.close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	conn, err := (&sqlite.Driver{}).Open(name)
 	if err != nil {
+		v.close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db := &DB{path: path, conn: conn}
+	db := &DB{path: path, conn: conn, vfs: v, sql: st}
 	db.handle = &store{db: db}
 	db.handle.sql = sqlAPI{db: db}
 	if err := db.init(opts); err != nil {
 		for _, s := range db.prepared {
 			s.ds.Close()
 		}
-		conn.Close()
+		if conn.Close() == nil {
+			v.close()
+		}
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	return db, nil
 }
 
+// initSQL prepares the connection for user SQL: the authorizer, the
+// deterministic functions, the progress handler and Cloudflare's limits.
+// It runs before any statement is prepared.
+func (db *DB) initSQL() error {
+	raw, err := rawConnOf(db.conn)
+	if err != nil {
+		return err
+	}
+	db.raw = raw
+	a, ok := db.conn.(sqlite.AuthorizerRegisterer)
+	if !ok {
+		return fmt.Errorf("driver connection %T has no authorizer", db.conn)
+	}
+	if err := a.RegisterAuthorizer(db.auth.authorize); err != nil {
+		return err
+	}
+	if err := raw.installFunctions(db.vfs.p); err != nil {
+		return err
+	}
+	for _, l := range []struct{ id, v int32 }{
+		{lib.SQLITE_LIMIT_VARIABLE_NUMBER, maxSQLParams},
+		{lib.SQLITE_LIMIT_SQL_LENGTH, maxSQLLength},
+		{lib.SQLITE_LIMIT_COLUMN, maxSQLColumns},
+		{lib.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, maxLikePattern},
+		{lib.SQLITE_LIMIT_LENGTH, maxValueLength},
+		{lib.SQLITE_LIMIT_FUNCTION_ARG, maxFuncArgs},
+	} {
+		raw.limit(l.id, l.v)
+		if got := raw.limit(l.id, -1); got != l.v {
+			return fmt.Errorf("SQLite limit %d is %d, want %d", l.id, got, l.v)
+		}
+	}
+	db.sql.maxLen = maxValueLength
+	return nil
+}
+
 // dsn turns a file path into a SQLite URI for modernc, with the driver's
-// own options.
-func dsn(path string) (string, error) {
+// own options: the VFS, and defensive mode (no writable_schema, no writes
+// to raw pages or shadow tables).
+func dsn(path, vfs string) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return "", err
 	}
 	u := url.URL{Path: filepath.ToSlash(abs)}
-	return "file:" + u.EscapedPath() + "?_time_format=sqlite", nil
+	q := url.Values{"_time_format": {"sqlite"}, "vfs": {vfs}, "_defensive": {"1"}}
+	return "file:" + u.EscapedPath() + "?" + q.Encode(), nil
 }
 
 func (db *DB) init(opts Options) error {
@@ -152,6 +208,9 @@ func (db *DB) init(opts Options) error {
 		return fmt.Errorf("driver connection %T cannot prepare with a context", db.conn)
 	}
 	db.prep = prep
+	if err := db.initSQL(); err != nil {
+		return err
+	}
 	execer, ok := db.conn.(driver.ExecerContext)
 	if !ok {
 		return fmt.Errorf("driver connection %T cannot exec with a context", db.conn)
@@ -268,7 +327,11 @@ func (db *DB) Close() error {
 		errs = append(errs, s.ds.Close())
 	}
 	db.prepared = nil
-	errs = append(errs, db.conn.Close())
+	cerr := db.conn.Close()
+	if cerr == nil {
+		db.vfs.close() // after the connection: it uses the VFS until then
+	}
+	errs = append(errs, cerr)
 	db.closed = true
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close %s: %w", db.path, err)
@@ -305,6 +368,7 @@ func (db *DB) Begin(ctx context.Context, tc storage.TxContext, inAlarm bool) err
 		return err
 	}
 	db.inTx, db.tc, db.inAlarm = true, tc, inAlarm
+	db.beginSQL(tc)
 	if inAlarm {
 		ms, ok, err := db.queryInt64(db.st.metaGet, db.args1(metaAlarm))
 		if err != nil {
@@ -378,6 +442,7 @@ func (db *DB) endTx() {
 	db.tc = storage.TxContext{}
 	db.depth = 0
 	db.broken = nil
+	db.sql.beginTxn(storage.TxContext{})
 }
 
 // MarkDurable records, in its own small transaction, that journal sequence
@@ -422,10 +487,12 @@ func (db *DB) Apply(ctx context.Context, seq uint64, txns []storage.Txn) error {
 		return fmt.Errorf("%w: %s has local commits beyond journal sequence %d; rebuild it", storage.ErrInvalidState, db.path, db.seq)
 	}
 	err := db.writeTx(func() error {
+		defer db.sql.beginTxn(storage.TxContext{})
 		for i := range txns {
 			t := &txns[i]
+			db.beginSQL(t.Context)
 			for j := range t.Mutations {
-				if err := db.replay(t, &t.Mutations[j]); err != nil {
+				if err := db.replay(j, &t.Mutations[j]); err != nil {
 					return fmt.Errorf("sqlite: apply txn %d (request %q) mutation %d (%s): %w", i, t.RequestID, j, t.Mutations[j].Op, err)
 				}
 			}
@@ -443,8 +510,9 @@ func (db *DB) Apply(ctx context.Context, seq uint64, txns []storage.Txn) error {
 	return nil
 }
 
-// replay applies one journaled mutation without recording it.
-func (db *DB) replay(t *storage.Txn, m *storage.Mutation) error {
+// replay applies one journaled mutation, the index-th of its transaction,
+// without recording it.
+func (db *DB) replay(index int, m *storage.Mutation) error {
 	switch m.Op {
 	case storage.OpPut:
 		return db.putRow(m.Key, m.Value)
@@ -460,7 +528,7 @@ func (db *DB) replay(t *storage.Txn, m *storage.Mutation) error {
 		_, err := db.exec(db.st.metaDel, db.args1(metaAlarm))
 		return err
 	case storage.OpSQL:
-		return db.replaySQL(t.Context, m)
+		return db.replaySQL(index, m)
 	}
 	return fmt.Errorf("%w: unknown mutation op %d", storage.ErrInvalidArgument, m.Op)
 }

@@ -262,10 +262,12 @@ func TestApplyFailureChangesNothing(t *testing.T) {
 	bad := []storage.Txn{{Mutations: []storage.Mutation{
 		{Op: storage.OpPut, Key: "b", Value: []byte("2")},
 		{Op: storage.OpSQL, SQL: "CREATE TABLE t(x)"},
+		{Op: storage.OpSQL, SQL: "INSERT INTO nosuch VALUES (1)"},
 	}}}
-	if err := db.Apply(ctx, 4, bad); !errors.Is(err, storage.ErrNotImplemented) {
-		t.Errorf("Apply of SQL = %v, want ErrNotImplemented", err)
+	if err := db.Apply(ctx, 4, bad); !errors.Is(err, storage.ErrSQL) {
+		t.Errorf("Apply of failing SQL = %v, want ErrSQL", err)
 	}
+	bad[0].Mutations = bad[0].Mutations[:2]
 	bad[0].Mutations[1] = storage.Mutation{Op: 99}
 	if err := db.Apply(ctx, 4, bad); !errors.Is(err, storage.ErrInvalidArgument) {
 		t.Errorf("Apply of an unknown op = %v", err)

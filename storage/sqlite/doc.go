@@ -13,11 +13,11 @@
 //
 // or db.Rollback(ctx) to abandon the request. Every effective write is
 // recorded, in order, as a storage.Mutation: OpPut (value copied), OpDelete
-// (only for keys that existed), OpDeleteAll, OpSetAlarm (Unix ms, already
-// clamped to the transaction's now) and OpDeleteAlarm (only when an alarm
-// existed). Writes undone by a failed Transaction are dropped from the log.
-// Apply replays journaled mutations and must reproduce the same file
-// content; the tests check this by comparing dumps.
+// (only for keys that existed), OpDeleteAll, OpSQL (one statement and its
+// arguments), OpSetAlarm (Unix ms, already clamped to the transaction's
+// now) and OpDeleteAlarm (only when an alarm existed). Writes undone by a
+// failed Transaction are dropped from the log. Apply replays journaled mutations and must reproduce the same file
+// content; the tests check this by comparing ContentHash.
 //
 // # Durability
 //
@@ -54,14 +54,37 @@
 //
 // # SQL
 //
-// User SQL is not built yet: SQL().Exec returns storage.ErrNotImplemented,
-// DeleteAll drops no SQL tables and Apply rejects OpSQL (see sql.go for the
-// seams). User tables will live beside the reserved _cf_ tables.
+// User tables live beside the reserved tables in the same file and the same
+// request transaction, so SQL and KV writes commit or roll back together.
+// SQL().Exec prepares the statements of a query one at a time with
+// SQLite's C API (capi.go): an authorizer keeps user SQL away from the
+// reserved tables (names starting with _cf_ or _opendo_), transaction
+// control, ATTACH, TEMP objects and PRAGMAs that touch the connection or
+// durability; sqlite3_limit enforces Cloudflare's limits. Every statement
+// that can change the database (not sqlite3_stmt_readonly, or a journaled
+// PRAGMA) is recorded as one OpSQL mutation with its normalized arguments;
+// a statement that fails is not recorded (SQLite undoes it). ON CONFLICT
+// FAIL and ROLLBACK are refused: their effects could not be journaled.
+//
+// Replay runs the same statements again. SQLite's outside inputs come from
+// the transaction's storage.TxContext: the clock of a VFS private to the
+// DB (date('now'), CURRENT_TIMESTAMP, ...), random() and randomblob()
+// keyed by the seed and the statement's position in the transaction, and
+// changes(), total_changes() and last_insert_rowid() counted per
+// transaction (determinism.go). ContentHash hashes what replay must
+// reproduce; the tests rebuild files from journals and compare hashes.
+// docs/sql.md lists what stays outside this guarantee.
+//
+// DeleteAll also drops every user table, index, view and trigger (and
+// AUTOINCREMENT counters, statistics and user_version); its replay does the
+// same.
 //
 // # Concurrency
 //
 // A DB and its Storage are not safe for concurrent use. Statements run with
 // context.Background() inside the driver (a cancelable context would cost a
-// goroutine per statement); each call checks its ctx before it starts.
-// Never open one file twice at a time.
+// goroutine per statement); each call checks its ctx before it starts. User
+// SQL is also interrupted when its ctx ends (a progress handler checks it
+// every 1000 virtual machine steps); an interrupted write fails the
+// request. Never open one file twice at a time.
 package sqlite

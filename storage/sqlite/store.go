@@ -59,7 +59,7 @@ func (s *store) Transaction(ctx context.Context, fn func(tx storage.Tx) error) (
 		return db.fail(err)
 	}
 	db.depth++
-	mark := len(db.log)
+	mark, saved := len(db.log), db.saveSQL()
 	returned := false
 	defer func() {
 		db.depth--
@@ -84,6 +84,7 @@ func (s *store) Transaction(ctx context.Context, fn func(tx storage.Tx) error) (
 		}
 		clear(db.log[mark:])
 		db.log = db.log[:mark]
+		db.restoreSQL(saved)
 	}()
 	err = fn(s)
 	returned = true

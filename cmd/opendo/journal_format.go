@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/opendo/opendo/journal"
+	"github.com/opendo/opendo/storage"
+)
+
+// Cut-off of long texts (bytes) and binary values (bytes shown in hex)
+// unless -full.
+const (
+	maxShownText = 200
+	maxShownHex  = 64
+)
+
+// entryPrinter prints journal entries as text or JSON lines.
+type entryPrinter struct {
+	w      io.Writer
+	json   bool
+	full   bool
+	object bool // start each entry with its object (tail)
+}
+
+// print writes the entry at seq of object ns/id.
+func (p *entryPrinter) print(ns, id string, seq uint64, e *journal.Entry) error {
+	if p.json {
+		je := entryJSON(seq, e)
+		if p.object {
+			je.NS, je.ID = ns, id
+		}
+		b, err := json.Marshal(je)
+		if err != nil {
+			return err
+		}
+		b = append(b, '\n')
+		_, err = p.w.Write(b)
+		return err
+	}
+	var b strings.Builder
+	if p.object {
+		fmt.Fprintf(&b, "%s/%s ", ns, id)
+	}
+	fmt.Fprintf(&b, "seq %d  %s  commit %s\n", seq, fmtEntryTime(e.Time), e.CommitID)
+	for i := range e.Txns {
+		tx := &e.Txns[i]
+		fmt.Fprintf(&b, "  txn request %s  %s\n", orDash(tx.RequestID), fmtEntryTime(tx.Context.Time))
+		for j := range tx.Mutations {
+			b.WriteString("    ")
+			b.WriteString(p.mutation(&tx.Mutations[j]))
+			b.WriteByte('\n')
+		}
+		if len(tx.Mutations) == 0 {
+			b.WriteString("    (no mutations)\n")
+		}
+	}
+	_, err := io.WriteString(p.w, b.String())
+	return err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// mutation formats one mutation on one line.
+func (p *entryPrinter) mutation(m *storage.Mutation) string {
+	switch m.Op {
+	case storage.OpPut:
+		return "put " + p.text(m.Key) + " = " + p.value(m.Value)
+	case storage.OpDelete:
+		return "delete " + p.text(m.Key)
+	case storage.OpDeleteAll:
+		return "deleteAll"
+	case storage.OpSQL:
+		var b strings.Builder
+		b.WriteString("sql ")
+		b.WriteString(p.text(m.SQL))
+		if len(m.Args) > 0 {
+			b.WriteString(" [")
+			for i, a := range m.Args {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(p.sqlArg(a))
+			}
+			b.WriteString("]")
+		}
+		return b.String()
+	case storage.OpSetAlarm:
+		return "setAlarm " + fmtEntryTime(time.UnixMilli(m.Alarm))
+	case storage.OpDeleteAlarm:
+		return "deleteAlarm"
+	}
+	return m.Op.String()
+}
+
+// text quotes s, cut unless -full.
+func (p *entryPrinter) text(s string) string {
+	if !p.full && len(s) > maxShownText {
+		return strconv.Quote(cutUTF8(s, maxShownText)) + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
+}
+
+// value shows a stored value: JSON as is, other printable UTF-8 quoted,
+// anything else in hex.
+func (p *entryPrinter) value(v []byte) string {
+	if !printableUTF8(v) {
+		return p.hex(v)
+	}
+	if json.Valid(v) {
+		var b bytes.Buffer
+		if json.Compact(&b, v) == nil {
+			s := b.String()
+			if !p.full && len(s) > maxShownText {
+				return cutUTF8(s, maxShownText) + fmt.Sprintf("... (%d bytes)", len(v))
+			}
+			return s
+		}
+	}
+	return p.text(string(v))
+}
+
+func (p *entryPrinter) hex(v []byte) string {
+	if !p.full && len(v) > maxShownHex {
+		return "0x" + hex.EncodeToString(v[:maxShownHex]) + fmt.Sprintf("... (%d bytes)", len(v))
+	}
+	return "0x" + hex.EncodeToString(v)
+}
+
+// sqlArg formats an SQL argument as an SQL literal.
+func (p *entryPrinter) sqlArg(a any) string {
+	switch v := a.(type) {
+	case nil:
+		return "NULL"
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case string:
+		s := v
+		if !p.full && len(s) > maxShownText {
+			return "'" + strings.ReplaceAll(cutUTF8(s, maxShownText), "'", "''") + fmt.Sprintf("'... (%d bytes)", len(s))
+		}
+		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	case []byte:
+		if !p.full && len(v) > maxShownHex {
+			return "X'" + hex.EncodeToString(v[:maxShownHex]) + fmt.Sprintf("'... (%d bytes)", len(v))
+		}
+		return "X'" + hex.EncodeToString(v) + "'"
+	}
+	return fmt.Sprintf("%T(%v)", a, a)
+}
+
+// printableUTF8 reports whether v is valid UTF-8 made of printable characters
+// and ordinary whitespace.
+func printableUTF8(v []byte) bool {
+	if !utf8.Valid(v) {
+		return false
+	}
+	for _, r := range string(v) {
+		if !unicode.IsPrint(r) && r != '\n' && r != '\t' && r != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
+// cutUTF8 cuts s to at most n bytes without splitting a character.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// JSON form of an entry (one line per entry with -json).
+type jsonEntry struct {
+	NS     string    `json:"ns,omitempty"`
+	ID     string    `json:"id,omitempty"`
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	Commit string    `json:"commit"`
+	Txns   []jsonTxn `json:"txns"`
+}
+
+type jsonTxn struct {
+	Request   string         `json:"request"`
+	Time      time.Time      `json:"time"`
+	Seed      string         `json:"seed"`
+	Mutations []jsonMutation `json:"mutations"`
+}
+
+// jsonMutation: a put's value is in value when it is valid UTF-8, in
+// value_hex otherwise.
+type jsonMutation struct {
+	Op       string    `json:"op"`
+	Key      *string   `json:"key,omitempty"`
+	Value    *string   `json:"value,omitempty"`
+	ValueHex *string   `json:"value_hex,omitempty"`
+	SQL      *string   `json:"sql,omitempty"`
+	Args     []jsonArg `json:"args,omitempty"`
+	Alarm    *int64    `json:"alarm_ms,omitempty"`
+	AlarmAt  string    `json:"alarm,omitempty"`
+}
+
+// jsonArg is an SQL argument: type null, int, float, text or blob (value
+// in hex). Non-finite floats are strings ("NaN", "+Inf", "-Inf").
+type jsonArg struct {
+	Type  string `json:"type"`
+	Value any    `json:"value"`
+}
+
+func entryJSON(seq uint64, e *journal.Entry) jsonEntry {
+	je := jsonEntry{Seq: seq, Time: e.Time.UTC(), Commit: e.CommitID.String(), Txns: make([]jsonTxn, len(e.Txns))}
+	for i := range e.Txns {
+		tx := &e.Txns[i]
+		jt := jsonTxn{
+			Request:   tx.RequestID,
+			Time:      tx.Context.Time.UTC(),
+			Seed:      fmt.Sprintf("%#016x", tx.Context.Seed),
+			Mutations: make([]jsonMutation, len(tx.Mutations)),
+		}
+		for j := range tx.Mutations {
+			jt.Mutations[j] = mutationJSON(&tx.Mutations[j])
+		}
+		je.Txns[i] = jt
+	}
+	return je
+}
+
+func mutationJSON(m *storage.Mutation) jsonMutation {
+	jm := jsonMutation{Op: m.Op.String()}
+	switch m.Op {
+	case storage.OpPut:
+		k := m.Key
+		jm.Key = &k
+		if utf8.Valid(m.Value) {
+			v := string(m.Value)
+			jm.Value = &v
+		} else {
+			v := hex.EncodeToString(m.Value)
+			jm.ValueHex = &v
+		}
+	case storage.OpDelete:
+		k := m.Key
+		jm.Key = &k
+	case storage.OpSQL:
+		q := m.SQL
+		jm.SQL = &q
+		jm.Args = make([]jsonArg, len(m.Args))
+		for i, a := range m.Args {
+			jm.Args[i] = argJSON(a)
+		}
+	case storage.OpSetAlarm:
+		ms := m.Alarm
+		jm.Alarm = &ms
+		jm.AlarmAt = time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+	}
+	return jm
+}
+
+func argJSON(a any) jsonArg {
+	switch v := a.(type) {
+	case nil:
+		return jsonArg{Type: "null"}
+	case int64:
+		return jsonArg{Type: "int", Value: v}
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return jsonArg{Type: "float", Value: strconv.FormatFloat(v, 'g', -1, 64)}
+		}
+		return jsonArg{Type: "float", Value: v}
+	case string:
+		return jsonArg{Type: "text", Value: v}
+	case []byte:
+		return jsonArg{Type: "blob", Value: hex.EncodeToString(v)}
+	}
+	return jsonArg{Type: fmt.Sprintf("%T", a), Value: fmt.Sprint(a)}
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/opendo/opendo/journal"
+)
+
+// objInfo is one journaled object, as ls shows it.
+type objInfo struct {
+	NS        string    `json:"ns"`
+	ID        string    `json:"id"`
+	Partition int       `json:"partition"`
+	Subject   string    `json:"subject"`
+	Entries   uint64    `json:"entries"`
+	LastSeq   uint64    `json:"last_seq"`
+	LastWrite time.Time `json:"last_write"`
+}
+
+func runJournalLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("journal ls", stderr, "journal ls [flags] [NS [NAME]]")
+	var f journalFlags
+	f.register(fs, true)
+	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	sel, err := parseObjSelection(pos, f.id, "ls")
+	if err != nil {
+		return err
+	}
+	c, err := f.connect(ctx, "opendo-journal-ls", stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	objs, err := c.listObjects(ctx, sel, true)
+	if err != nil {
+		return err
+	}
+	if len(objs) == 0 {
+		what := "no journaled objects"
+		if sel.obj != nil {
+			what = sel.obj.String() + " has no journal"
+		} else if sel.ns != "" {
+			what += " in namespace " + sel.ns
+		}
+		fmt.Fprintln(stderr, what)
+		return nil
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for i := range objs {
+			if err := enc.Encode(&objs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NS\tID\tPARTITION\tENTRIES\tLAST SEQ\tLAST WRITE")
+	for _, o := range objs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", o.NS, o.ID, o.Partition, o.Entries, o.LastSeq, fmtEntryTime(o.LastWrite))
+	}
+	return tw.Flush()
+}
+
+// listObjects returns the journaled objects of sel, sorted by namespace and
+// ID. With last, it also reads each one's last entry (LastSeq, LastWrite).
+func (c *journalConn) listObjects(ctx context.Context, sel objSelection, last bool) ([]objInfo, error) {
+	subjects, err := c.jr.Subjects(ctx, c.filter(sel))
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]objInfo, 0, len(subjects))
+	for s, n := range subjects {
+		p, ns, id, ok := c.parseSubject(s)
+		if !ok {
+			continue
+		}
+		objs = append(objs, objInfo{NS: ns, ID: id, Partition: p, Subject: s, Entries: n})
+	}
+	sort.Slice(objs, func(i, j int) bool {
+		if objs[i].NS != objs[j].NS {
+			return objs[i].NS < objs[j].NS
+		}
+		if objs[i].ID != objs[j].ID {
+			return objs[i].ID < objs[j].ID
+		}
+		return objs[i].Partition < objs[j].Partition
+	})
+	if !last || len(objs) == 0 {
+		return objs, nil
+	}
+	var done atomic.Int64
+	prog := startJournalProgress(c.stderr, func() string {
+		return "reading last entries: " + strconv.FormatInt(done.Load(), 10) + "/" + strconv.Itoa(len(objs))
+	})
+	defer prog.Stop()
+	const workers = 16
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		next     atomic.Int64
+		errOnce  sync.Once
+		firstErr error
+	)
+	for range min(workers, len(objs)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(objs) || ctx.Err() != nil {
+					return
+				}
+				if err := c.lastEntry(ctx, &objs[i]); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return objs, ctx.Err()
+}
+
+// lastEntry fills o.LastSeq and o.LastWrite from the subject's last entry
+// (its entry time, or the time the stream stored it if it does not decode).
+func (c *journalConn) lastEntry(ctx context.Context, o *objInfo) error {
+	m, err := c.jr.Stream().GetLastMsgForSubject(ctx, o.Subject)
+	if err != nil {
+		return fmt.Errorf("last entry of %s: %w", o.Subject, err)
+	}
+	o.LastSeq, o.LastWrite = m.Sequence, m.Time
+	if e, err := journal.Decode(m.Data); err == nil && !e.Time.IsZero() {
+		o.LastWrite = e.Time
+	}
+	o.LastWrite = o.LastWrite.UTC()
+	return nil
+}
