@@ -107,17 +107,6 @@ func newAlarmEnv(t *testing.T) *alarmEnv {
 	}}
 }
 
-func (a *alarmEnv) attempt(t *testing.T) actor.AlarmInfo {
-	t.Helper()
-	select {
-	case info := <-a.attempts:
-		return info
-	case <-time.After(10 * time.Second):
-		t.Fatal("no alarm attempt")
-	}
-	return actor.AlarmInfo{}
-}
-
 // advanceUntilAttempt advances the fake clock step by step until an
 // attempt is seen (the timer is armed asynchronously, after a commit).
 func (a *alarmEnv) advanceUntilAttempt(t *testing.T, step time.Duration) actor.AlarmInfo {

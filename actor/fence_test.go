@@ -2,7 +2,10 @@ package actor
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/opendo/opendo/internal/natstest"
 	"github.com/opendo/opendo/storage"
+	"github.com/opendo/opendo/storage/sqlite"
 )
 
 func incrHandler(state *State) Handler {
@@ -121,4 +125,97 @@ func TestErrorMapping(t *testing.T) {
 			t.Errorf("%v: got %d %s, want %d %s", tt.err, e.Status, e.Code, tt.status, tt.code)
 		}
 	}
+}
+
+// TestDirtyFileAdopted: a file with local commits that are all in the
+// journal (a crash after the appends, before the sequence was recorded) is
+// kept and caught up, not rebuilt.
+func TestDirtyFileAdopted(t *testing.T) {
+	srv := natstest.Start(t)
+	a := startRuntime(t, srv)
+	nc := srv.Conn(t)
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := NameID("counter", "adopt")
+	call := func(rt *Runtime, path string) string {
+		t.Helper()
+		rt.deliver("counter", id, "", &nats.Msg{Subject: "x", Reply: inbox, Header: nats.Header{HeaderPath: {path}}})
+		r, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(r.Data)
+	}
+	for i := 0; i < 5; i++ {
+		call(a, "incr")
+	}
+	// Copy the object's files as a crash would leave them: dirty (the
+	// sequence is recorded every markEvery entries or on close).
+	src := a.objectPath("counter", id)
+	dataB := t.TempDir()
+	dst := filepath.Join(dataB, "counter", string(id)+".db")
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(src + suffix)
+		if err != nil && suffix == "" {
+			t.Fatal(err)
+		}
+		if err == nil {
+			if err := os.WriteFile(dst+suffix, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	db, err := sqlite.Open(t.Context(), dst, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, dirty := db.Seq(); !dirty {
+		t.Fatal("copied file is clean; the test needs a dirty one")
+	}
+	db.Close()
+	// A marker the journal does not know: it survives only if the file is
+	// kept.
+	raw, err := sql.Open("sqlite", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`INSERT INTO _cf_KV (key, value) VALUES (CAST('marker' AS BLOB), CAST('x' AS BLOB))`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	b, err := New(Config{Conn: srv.Conn(t), DataDir: dataB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Register("counter", incrHandler); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := call(b, "get"); got != "5" {
+		t.Fatalf("get = %s, want 5", got)
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	db, err = sqlite.Open(t.Context(), dst, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Begin(t.Context(), storage.TxContext{Time: time.Now()}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := db.Storage().Get(t.Context(), "marker"); err != nil || !ok {
+		t.Fatalf("marker: %v %v: the file was rebuilt, not adopted", ok, err)
+	}
+	_ = db.Rollback(t.Context())
 }

@@ -46,6 +46,8 @@ type object struct {
 	handler Handler
 
 	lastSeq uint64 // last durable journal sequence (the fence)
+	lastTx  uint64 // Seed of the last transaction at lastSeq
+	marked  uint64 // the last sequence recorded in the file (MarkDurable)
 
 	// Output gate. Transactions committed locally go into open; at most
 	// one group (journal entry) is in flight. Replies wait in held until
@@ -76,10 +78,11 @@ type heldReply struct {
 }
 
 type appendResult struct {
-	group uint64
-	seq   uint64
-	alarm alarmEffect
-	err   error
+	group  uint64
+	seq    uint64
+	lastTx uint64 // Seed of the entry's last transaction
+	alarm  alarmEffect
+	err    error
 }
 
 func newObject(rt *Runtime, ns *namespace, id ID, key string, prev chan struct{}) *object {
@@ -174,9 +177,26 @@ func (o *object) activate(ctx context.Context) error {
 		return err
 	}
 	seq, dirty := db.Seq()
+	if dirty && seq <= last {
+		// The file holds transactions committed after its recorded
+		// sequence: it is the state of the journal entry that ends with
+		// its last transaction, if that entry is in the journal.
+		at, ok, err := o.findTx(ctx, seq, last, db.LastTx())
+		if err != nil {
+			db.Close()
+			return err
+		}
+		if ok {
+			if err := db.MarkDurable(ctx, at, db.LastTx()); err != nil {
+				db.Close()
+				return err
+			}
+			seq, dirty = at, false
+		}
+	}
 	if dirty || seq > last {
-		// The file may hold transactions that never became durable (a crash
-		// or failed append), or the journal was reset: rebuild from it.
+		// The file holds transactions that never became durable (a crash
+		// or a failed append), or the journal was reset: rebuild from it.
 		db.Close()
 		if err := removeDB(path); err != nil {
 			return err
@@ -194,6 +214,8 @@ func (o *object) activate(ctx context.Context) error {
 	}
 	o.db = db
 	o.lastSeq = last
+	o.marked = last
+	o.lastTx = db.LastTx()
 	o.state = &State{ns: o.ns.name, id: o.id, storage: objectStorage{Storage: db.Storage(), o: o}}
 	o.handler = o.ns.factory(o.state)
 	if ms, ok, err := db.AlarmTime(ctx); err != nil {
@@ -203,6 +225,40 @@ func (o *object) activate(ctx context.Context) error {
 		o.armTimer(alarms.Firing{NS: o.ns.name, ID: string(o.id), Alarm: ms})
 	}
 	return nil
+}
+
+// markEvery bounds how far the sequence recorded in an object's file may
+// lag behind its journal (how much activation reads after a crash).
+const markEvery = 256
+
+// markDurable records the last durable sequence in the file. It costs a
+// SQLite write transaction, so it runs every markEvery entries and when
+// the object is closed, not after every append.
+func (o *object) markDurable() {
+	if o.db == nil || o.marked == o.lastSeq || o.broken != nil {
+		return
+	}
+	if err := o.db.MarkDurable(context.Background(), o.lastSeq, o.lastTx); err != nil {
+		o.rt.log.Warn("recording the durable sequence failed", logNS, o.ns.name, logID, o.id, logErr, err)
+		return
+	}
+	o.marked = o.lastSeq
+}
+
+// findTx looks for the journal entry after seq (up to last) whose last
+// transaction has Seed tx.
+func (o *object) findTx(ctx context.Context, seq, last, tx uint64) (uint64, bool, error) {
+	var at uint64
+	err := o.rt.jr.Read(ctx, o.subject, seq, last, func(s uint64, e *journal.Entry) error {
+		if n := len(e.Txns); n > 0 && e.Txns[n-1].Context.Seed == tx {
+			at = s
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("scan %s: %w", o.subject, err)
+	}
+	return at, at != 0, nil
 }
 
 // catchUp applies journal entries after seq up to last, in batches.
@@ -336,6 +392,7 @@ func (o *object) flush() {
 	e := &journal.Entry{CommitID: ulid.Make(), Time: o.rt.clock.Now(), Txns: o.open}
 	o.open, o.openSize, o.inflight = nil, 0, true
 	group, expected := o.sentGroup, o.lastSeq
+	lastTx := e.Txns[len(e.Txns)-1].Context.Seed
 	effect := alarmEffectOf(e.Txns)
 	o.rt.wg.Add(1)
 	go func() {
@@ -359,7 +416,7 @@ func (o *object) flush() {
 				o.rt.log.Warn("cancel alarm schedule failed", logNS, o.ns.name, logID, o.id, logErr, cerr)
 			}
 		}
-		o.acks <- appendResult{group: group, seq: seq, alarm: effect, err: err}
+		o.acks <- appendResult{group: group, seq: seq, lastTx: lastTx, alarm: effect, err: err}
 	}()
 }
 
@@ -445,6 +502,7 @@ func (o *object) onAck(r appendResult) {
 		return
 	}
 	o.lastSeq = r.seq
+	o.lastTx = r.lastTx
 	o.acked = r.group
 	if r.alarm.changed {
 		o.retry = 0
@@ -455,8 +513,8 @@ func (o *object) onAck(r appendResult) {
 			o.armTimer(alarms.Firing{NS: o.ns.name, ID: string(o.id), Alarm: r.alarm.ms})
 		}
 	}
-	if err := o.db.MarkDurable(context.Background(), r.seq, len(o.open) > 0); err != nil {
-		o.broken = err
+	if o.lastSeq-o.marked >= markEvery {
+		o.markDurable()
 	}
 	if o.rt.syncer != nil {
 		o.rt.syncer.request(o, r.group)
@@ -584,6 +642,9 @@ func (o *object) closeFiles(remove bool) {
 	o.stopTimer()
 	if o.db == nil {
 		return
+	}
+	if !remove && !o.inflight && len(o.open) == 0 {
+		o.markDurable()
 	}
 	path := o.db.Path()
 	if err := o.db.Close(); err != nil {

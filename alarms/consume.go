@@ -97,6 +97,9 @@ func (a *Alarms) Consume(ctx context.Context, fn func(f Firing, ack func() error
 		once.Do(func() {
 			stopped.Store(true)
 			running.Lock() // waits for fn to return
+			// After stopped is set no fn starts, so the lock is only a
+			// barrier.
+			//lint:ignore SA2001 a barrier: waits for a running fn
 			running.Unlock()
 			cc.Drain() // the handler naks what the client still holds
 			<-cc.Closed()

@@ -242,7 +242,7 @@ func TestDeletedAlarmNeverFiresAfterCrash(t *testing.T) {
 	p = startDev(t, "restart", dataDir)
 	c = newClient(t, connect(t, p.URL))
 	end := ms(a.Due).Add(2500 * time.Millisecond)
-	t.Logf("restarted %v before due; watching fired until 2.5 s past due", ms(a.Due).Sub(time.Now()).Round(time.Millisecond))
+	t.Logf("restarted %v before due; watching fired until 2.5 s past due", time.Until(ms(a.Due)).Round(time.Millisecond))
 	polls := 0
 	got, fired := pollFired(t, c, []string{name}, end, func(m map[string][]reminder.Reminder) bool {
 		polls++

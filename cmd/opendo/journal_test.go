@@ -428,7 +428,7 @@ func journalCorrupt(t *testing.T, path, key, value string) {
 	}
 	defer db.Close()
 	seq, _ := db.Seq()
-	if err := db.Begin(ctx, storage.TxContext{Time: time.Now()}, false); err != nil {
+	if err := db.Begin(ctx, storage.TxContext{Time: time.Now(), Seed: 7}, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Storage().Put(ctx, key, []byte(value)); err != nil {
@@ -437,7 +437,7 @@ func journalCorrupt(t *testing.T, path, key, value string) {
 	if _, err := db.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.MarkDurable(ctx, seq, false); err != nil {
+	if err := db.MarkDurable(ctx, seq, db.LastTx()); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	msqlite "modernc.org/sqlite"
 
+	"github.com/opendo/opendo/journal"
 	"github.com/opendo/opendo/storage/sqlite"
 )
 
@@ -144,8 +145,18 @@ func (c *journalConn) verifyObject(ctx context.Context, o *objInfo, dir, tmp str
 	}
 	seq, dirty := ldb.Seq()
 	if dirty {
-		ldb.Close()
-		return verifyResult{status: verifySkipped, detail: fmt.Sprintf("live file is dirty: it may hold commits beyond seq %d not yet journaled (a write in flight, or a crash: the runtime rebuilds it on activation)", seq)}
+		// The file records its sequence now and then; its last transaction
+		// tells which entry it is at, as on activation.
+		at, found, err := findLastTx(ctx, c.jr, o.Subject, seq, ldb.LastTx())
+		if err != nil {
+			ldb.Close()
+			return fail(err)
+		}
+		if !found {
+			ldb.Close()
+			return verifyResult{status: verifySkipped, detail: fmt.Sprintf("live file holds commits beyond seq %d that are not journaled (a write in flight, or a crash: the runtime rebuilds it on activation)", seq)}
+		}
+		seq = at
 	}
 	liveHash, err := ldb.ContentHash(ctx)
 	if cerr := ldb.Close(); err == nil {
@@ -401,4 +412,17 @@ func countRows(ctx context.Context, db *sql.DB, table string) (int64, error) {
 
 func escapeIdent(s string) string {
 	return string(bytes.ReplaceAll([]byte(s), []byte(`"`), []byte(`""`)))
+}
+
+// findLastTx returns the sequence of the entry after seq on subject whose
+// last transaction has Seed tx.
+func findLastTx(ctx context.Context, jr *journal.Journal, subject string, seq, tx uint64) (uint64, bool, error) {
+	var at uint64
+	err := jr.Read(ctx, subject, seq, 0, func(s uint64, e *journal.Entry) error {
+		if n := len(e.Txns); n > 0 && e.Txns[n-1].Context.Seed == tx {
+			at = s
+		}
+		return nil
+	})
+	return at, at != 0, err
 }

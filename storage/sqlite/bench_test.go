@@ -120,7 +120,7 @@ func BenchmarkPutCommitDurable(b *testing.B) {
 			b.Fatal(err)
 		}
 		seq++
-		if err := db.MarkDurable(ctx, seq, false); err != nil {
+		if err := db.MarkDurable(ctx, seq, db.LastTx()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -33,8 +33,9 @@ const (
 // Names of the rows of _cf_META.
 const (
 	metaSchema = "schema" // schemaVersion of the file
-	metaSeq    = "seq"    // journal sequence the file reflects
-	metaDirty  = "dirty"  // 1: locally committed transactions beyond seq may exist
+	metaSeq    = "seq"    // journal sequence the file is known to reflect
+	metaSeqTx  = "seqtx"  // Seed of the last transaction of the entry at seq
+	metaLastTx = "lasttx" // Seed of the last transaction committed to the file
 	metaAlarm  = "alarm"  // the alarm, Unix ms; no row when none is set
 )
 
@@ -49,7 +50,7 @@ CREATE TABLE IF NOT EXISTS _cf_META (
 	name  TEXT PRIMARY KEY,
 	value INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO _cf_META (name, value) VALUES ('schema', 1), ('seq', 0), ('dirty', 0);
+INSERT OR IGNORE INTO _cf_META (name, value) VALUES ('schema', 1), ('seq', 0), ('seqtx', 0), ('lasttx', 0);
 COMMIT;
 `
 
@@ -73,8 +74,9 @@ type DB struct {
 	dest [2]driver.Value      // row scratch space
 	buf  []byte               // scratch space for multi-key arguments
 
-	seq    uint64
-	dirty  bool
+	seq    uint64 // journal sequence the file is known to reflect
+	seqTx  uint64 // Seed of the last transaction at seq
+	lastTx uint64 // Seed of the last transaction committed to the file
 	closed bool
 
 	// State of the open request transaction (Begin .. Commit/Rollback).
@@ -251,14 +253,18 @@ func (db *DB) init(opts Options) error {
 	if err != nil {
 		return err
 	}
-	dirty, _, err := db.queryInt64(db.st.metaGet, db.args1(metaDirty))
+	seqTx, _, err := db.queryInt64(db.st.metaGet, db.args1(metaSeqTx))
+	if err != nil {
+		return err
+	}
+	lastTx, _, err := db.queryInt64(db.st.metaGet, db.args1(metaLastTx))
 	if err != nil {
 		return err
 	}
 	if seq < 0 {
 		return fmt.Errorf("file records a negative journal sequence %d", seq)
 	}
-	db.seq, db.dirty = uint64(seq), dirty != 0
+	db.seq, db.seqTx, db.lastTx = uint64(seq), uint64(seqTx), uint64(lastTx)
 	return nil
 }
 
@@ -345,7 +351,13 @@ func (db *DB) Path() string { return db.path }
 // Seq returns the journal sequence the file reflects, and dirty=true when
 // the file may hold locally committed transactions beyond it. It is read at
 // Open and kept current by Commit, MarkDurable and Apply.
-func (db *DB) Seq() (seq uint64, dirty bool) { return db.seq, db.dirty }
+func (db *DB) Seq() (seq uint64, dirty bool) { return db.seq, db.lastTx != db.seqTx }
+
+// LastTx returns the Seed (storage.TxContext.Seed) of the last transaction
+// committed to the file, 0 if none. When the file is dirty, the journal
+// entry whose last transaction has this seed is the state the file holds,
+// if that entry exists: the runtime looks for it before rebuilding.
+func (db *DB) LastTx() uint64 { return db.lastTx }
 
 // Begin starts a request transaction (BEGIN IMMEDIATE). tc holds the
 // transaction's "now" (tc.Time, which must be set: past alarms are clamped
@@ -403,8 +415,10 @@ func (db *DB) Commit(ctx context.Context) ([]storage.Mutation, error) {
 	case db.broken != nil:
 		err = fmt.Errorf("sqlite: request failed earlier: %w", db.broken)
 	}
-	if err == nil && len(db.log) > 0 && !db.dirty {
-		_, err = db.exec(db.st.metaSet, db.args2(metaDirty, int64(1)))
+	if err == nil && len(db.log) > 0 {
+		// One row in the same transaction: the file now holds this
+		// transaction, which may not be in the journal yet.
+		_, err = db.exec(db.st.metaSet, db.args2(metaLastTx, int64(db.tc.Seed)))
 	}
 	if err == nil {
 		_, err = db.exec(db.st.commit, nil)
@@ -412,11 +426,11 @@ func (db *DB) Commit(ctx context.Context) ([]storage.Mutation, error) {
 	if err != nil {
 		return nil, errors.Join(err, db.Rollback(ctx))
 	}
-	log := db.log
+	log, seed := db.log, db.tc.Seed
 	db.log = nil
 	db.endTx()
 	if len(log) > 0 {
-		db.dirty = true
+		db.lastTx = seed
 	}
 	return log, nil
 }
@@ -445,32 +459,27 @@ func (db *DB) endTx() {
 	db.sql.beginTxn(storage.TxContext{})
 }
 
-// MarkDurable records, in its own small transaction, that journal sequence
-// seq is durable and applied; dirty says whether later local commits exist
-// beyond it. It must be called between requests (storage.ErrInvalidState
-// otherwise), and seq must not go backwards (storage.ErrInvalidArgument).
-func (db *DB) MarkDurable(ctx context.Context, seq uint64, dirty bool) error {
+// MarkDurable records that the journal entry at sequence seq, whose last
+// transaction has Seed seqTx, is durable and contained in the file. The
+// file is clean again when that transaction is the last one committed to
+// it. It costs a write transaction: the runtime calls it now and then (on
+// eviction, at shutdown, every so many appends), not after every append;
+// in between, LastTx lets activation find where the file stands.
+func (db *DB) MarkDurable(ctx context.Context, seq, seqTx uint64) error {
 	if err := db.checkSeq(ctx, seq); err != nil {
 		return err
-	}
-	d := int64(0)
-	if dirty {
-		d = 1
 	}
 	err := db.writeTx(func() error {
 		if _, err := db.exec(db.st.metaSet, db.args2(metaSeq, int64(seq))); err != nil {
 			return err
 		}
-		if dirty == db.dirty {
-			return nil
-		}
-		_, err := db.exec(db.st.metaSet, db.args2(metaDirty, d))
+		_, err := db.exec(db.st.metaSet, db.args2(metaSeqTx, int64(seqTx)))
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	db.seq, db.dirty = seq, dirty
+	db.seq, db.seqTx = seq, seqTx
 	return nil
 }
 
@@ -483,8 +492,12 @@ func (db *DB) Apply(ctx context.Context, seq uint64, txns []storage.Txn) error {
 	if err := db.checkSeq(ctx, seq); err != nil {
 		return err
 	}
-	if db.dirty {
+	if db.lastTx != db.seqTx {
 		return fmt.Errorf("%w: %s has local commits beyond journal sequence %d; rebuild it", storage.ErrInvalidState, db.path, db.seq)
+	}
+	last := db.lastTx
+	if n := len(txns); n > 0 {
+		last = txns[n-1].Context.Seed
 	}
 	err := db.writeTx(func() error {
 		defer db.sql.beginTxn(storage.TxContext{})
@@ -500,13 +513,16 @@ func (db *DB) Apply(ctx context.Context, seq uint64, txns []storage.Txn) error {
 		if _, err := db.exec(db.st.metaSet, db.args2(metaSeq, int64(seq))); err != nil {
 			return err
 		}
-		_, err := db.exec(db.st.metaSet, db.args2(metaDirty, int64(0)))
+		if _, err := db.exec(db.st.metaSet, db.args2(metaSeqTx, int64(last))); err != nil {
+			return err
+		}
+		_, err := db.exec(db.st.metaSet, db.args2(metaLastTx, int64(last)))
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	db.seq, db.dirty = seq, false
+	db.seq, db.seqTx, db.lastTx = seq, last, last
 	return nil
 }
 

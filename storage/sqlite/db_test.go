@@ -107,21 +107,23 @@ func TestSeqDirtyPersist(t *testing.T) {
 	db = reopen(db)
 	want(db, 0, true)
 
-	if err := db.MarkDurable(ctx, 5, true); err != nil {
+	// An entry holding an earlier transaction is durable: still dirty.
+	if err := db.MarkDurable(ctx, 5, db.LastTx()+1); err != nil {
 		t.Fatal(err)
 	}
 	db = reopen(db)
 	want(db, 5, true)
-	if err := db.MarkDurable(ctx, 6, false); err != nil {
+	// The entry holding the last transaction is durable: clean.
+	if err := db.MarkDurable(ctx, 6, db.LastTx()); err != nil {
 		t.Fatal(err)
 	}
 	db = reopen(db)
 	want(db, 6, false)
 
-	if err := db.MarkDurable(ctx, 4, false); !errors.Is(err, storage.ErrInvalidArgument) {
+	if err := db.MarkDurable(ctx, 4, db.LastTx()); !errors.Is(err, storage.ErrInvalidArgument) {
 		t.Errorf("MarkDurable backwards = %v", err)
 	}
-	if err := db.MarkDurable(ctx, math.MaxInt64+1, false); !errors.Is(err, storage.ErrInvalidArgument) {
+	if err := db.MarkDurable(ctx, math.MaxInt64+1, db.LastTx()); !errors.Is(err, storage.ErrInvalidArgument) {
 		t.Errorf("MarkDurable beyond int64 = %v", err)
 	}
 	// A rolled-back request does not make the file dirty.

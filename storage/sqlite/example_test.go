@@ -30,7 +30,7 @@ func Example() {
 	defer db.Close()
 
 	now := time.UnixMilli(1_700_000_000_000)
-	if err := db.Begin(ctx, storage.TxContext{Time: now}, false); err != nil {
+	if err := db.Begin(ctx, storage.TxContext{Time: now, Seed: 42}, false); err != nil {
 		log.Fatal(err)
 	}
 	s := db.Storage() // what the handler sees
@@ -51,7 +51,7 @@ func Example() {
 	fmt.Println("seq", seq, "dirty", dirty)
 
 	// The journal acknowledged the transaction as sequence 1.
-	if err := db.MarkDurable(ctx, 1, false); err != nil {
+	if err := db.MarkDurable(ctx, 1, db.LastTx()); err != nil {
 		log.Fatal(err)
 	}
 	seq, dirty = db.Seq()
@@ -63,7 +63,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer cp.Close()
-	if err := cp.Apply(ctx, 1, []storage.Txn{{RequestID: "r1", Context: storage.TxContext{Time: now}, Mutations: muts}}); err != nil {
+	if err := cp.Apply(ctx, 1, []storage.Txn{{RequestID: "r1", Context: storage.TxContext{Time: now, Seed: 42}, Mutations: muts}}); err != nil {
 		log.Fatal(err)
 	}
 	ms, ok, _ := cp.AlarmTime(ctx)

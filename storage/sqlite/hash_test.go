@@ -29,7 +29,7 @@ func TestContentHash(t *testing.T) {
 		CREATE TABLE t(x, y); INSERT INTO t(rowid, x, y) VALUES (2, 2, zeroblob(100)), (1, 1, zeroblob(100))`)
 	commit(t, b)
 	// The journal's bookkeeping is not content.
-	if err := b.MarkDurable(ctx, 7, false); err != nil {
+	if err := b.MarkDurable(ctx, 7, b.LastTx()); err != nil {
 		t.Fatal(err)
 	}
 	h := contentHash(t, a)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,7 +40,7 @@ func openPath(t testing.TB, path string) *DB {
 // begin opens a request at testNow and returns its storage.
 func begin(t testing.TB, db *DB) storage.Storage {
 	t.Helper()
-	if err := db.Begin(context.Background(), storage.TxContext{Time: testNow}, false); err != nil {
+	if err := db.Begin(context.Background(), storage.TxContext{Time: testNow, Seed: seeds.Add(1)}, false); err != nil {
 		t.Fatal(err)
 	}
 	return db.Storage()
@@ -104,3 +105,6 @@ func keysOf(entries []storage.Entry) []string {
 	}
 	return keys
 }
+
+// seeds gives every test transaction its own Seed, as the runtime does.
+var seeds atomic.Uint64

@@ -361,7 +361,7 @@ func TestInvalidState(t *testing.T) {
 	if err := db.Begin(ctx, storage.TxContext{Time: testNow}, false); !errors.Is(err, storage.ErrInvalidState) {
 		t.Errorf("second Begin = %v", err)
 	}
-	if err := db.MarkDurable(ctx, 1, false); !errors.Is(err, storage.ErrInvalidState) {
+	if err := db.MarkDurable(ctx, 1, 0); !errors.Is(err, storage.ErrInvalidState) {
 		t.Errorf("MarkDurable in a request = %v", err)
 	}
 	if err := db.Apply(ctx, 1, nil); !errors.Is(err, storage.ErrInvalidState) {
