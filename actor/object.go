@@ -168,6 +168,15 @@ func (o *object) activate(ctx context.Context) error {
 		return err
 	}
 	db, err := sqlite.Open(ctx, path, sqlite.Options{CacheKiB: o.rt.cfg.CacheKiB})
+	if err != nil && ctx.Err() == nil {
+		// A file that does not open (torn by a power loss, or damaged) is
+		// only a cache: rebuild it from the journal.
+		o.rt.log.Warn("object file does not open; rebuilding it from the journal", logNS, o.ns.name, logID, o.id, logErr, err)
+		if rerr := removeDB(path); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		db, err = sqlite.Open(ctx, path, sqlite.Options{CacheKiB: o.rt.cfg.CacheKiB})
+	}
 	if err != nil {
 		return err
 	}

@@ -410,3 +410,21 @@ func TestJournalUnavailable(t *testing.T) {
 	_, err = e.call(t, "counter", "u", "incr", "")
 	wantCode(t, err, actor.CodeUnavailable)
 }
+
+func TestDamagedFileIsRebuilt(t *testing.T) {
+	srv := natstest.Start(t)
+	data := t.TempDir()
+	e := newEnv(t, srv, data, nil)
+	for i := 0; i < 3; i++ {
+		e.mustCall(t, "counter", "damaged", "incr", "")
+	}
+	closeRuntime(t, e.rt)
+	path := filepath.Join(data, "counter", string(actor.NameID("counter", "damaged"))+".db")
+	if err := os.WriteFile(path, []byte("this is not a database file, not at all, no"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e2 := newEnv(t, srv, data, nil)
+	if got := e2.mustCall(t, "counter", "damaged", "get", ""); got != "3" {
+		t.Fatalf("after damage: %s, want 3", got)
+	}
+}

@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/opendo/opendo/storage"
@@ -183,5 +185,36 @@ func BenchmarkSQLSelectOne(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkOpenNew creates a new object file (activation of a new object).
+func BenchmarkOpenNew(b *testing.B) {
+	dir := b.TempDir()
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		db, err := Open(ctx, filepath.Join(dir, strconv.Itoa(i)+".db"), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
+	}
+}
+
+// BenchmarkOpenExisting reopens an existing object file (reactivation).
+func BenchmarkOpenExisting(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "x.db")
+	ctx := context.Background()
+	db, err := Open(ctx, path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.Close()
+	for b.Loop() {
+		db, err := Open(ctx, path, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
 	}
 }

@@ -217,15 +217,21 @@ func (db *DB) init(opts Options) error {
 	if !ok {
 		return fmt.Errorf("driver connection %T cannot exec with a context", db.conn)
 	}
+	// A new file is set up without fsyncs (synchronous=OFF while it switches
+	// to WAL and creates the reserved tables): it is a cache of the journal,
+	// and a file torn by a crash fails to open and is rebuilt from the
+	// journal. Afterwards synchronous=NORMAL: commits are never fsync'd in
+	// WAL mode, only checkpoints.
 	pragmas := []string{
 		fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMS),
+		"PRAGMA synchronous = OFF",
 		"PRAGMA journal_mode = WAL",
+		schema,
 		"PRAGMA synchronous = NORMAL",
 		fmt.Sprintf("PRAGMA cache_size = -%d", opts.CacheKiB),
 		"PRAGMA mmap_size = 0",
 		fmt.Sprintf("PRAGMA journal_size_limit = %d", journalSizeLimit),
 		"PRAGMA foreign_keys = ON",
-		schema,
 	}
 	for _, q := range pragmas {
 		if _, err := execer.ExecContext(context.Background(), q, nil); err != nil {
@@ -292,7 +298,7 @@ func (db *DB) prepareAll() error {
 		dst  **stmt
 		text string
 	}{
-		{&db.st.begin, "BEGIN IMMEDIATE"},
+		{&db.st.begin, "BEGIN DEFERRED"},
 		{&db.st.commit, "COMMIT"},
 		{&db.st.rollback, "ROLLBACK"},
 		{&db.st.savepoint, "SAVEPOINT tx"},
@@ -359,8 +365,9 @@ func (db *DB) Seq() (seq uint64, dirty bool) { return db.seq, db.lastTx != db.se
 // if that entry exists: the runtime looks for it before rebuilding.
 func (db *DB) LastTx() uint64 { return db.lastTx }
 
-// Begin starts a request transaction (BEGIN IMMEDIATE). tc holds the
-// transaction's "now" (tc.Time, which must be set: past alarms are clamped
+// Begin starts a request transaction (BEGIN DEFERRED: a read-only request
+// takes no write lock, and the object is its file's only writer, so the
+// upgrade never waits). tc holds the transaction's "now" (tc.Time, which must be set: past alarms are clamped
 // to it) and seed. With inAlarm, the request handles the alarm that is due:
 // Alarm hides that alarm (as Cloudflare's getAlarm returns null inside
 // alarm()) but shows one the handler sets.

@@ -6,7 +6,7 @@
 // A DB is one object's file with a single connection, owned by the object's
 // goroutine. The runtime drives it request by request:
 //
-//	db.Begin(ctx, tc, inAlarm)     // BEGIN IMMEDIATE
+//	db.Begin(ctx, tc, inAlarm)     // BEGIN DEFERRED
 //	handler(db.Storage())          // KV, alarm, Transaction (savepoints)
 //	muts, err := db.Commit(ctx)    // COMMIT; muts go to the journal
 //	db.MarkDurable(ctx, seq, ...)  // once the journal has them
