@@ -45,9 +45,10 @@ type object struct {
 	state   *State
 	handler Handler
 
-	lastSeq uint64 // last durable journal sequence (the fence)
-	lastTx  uint64 // Seed of the last transaction at lastSeq
-	marked  uint64 // the last sequence recorded in the file (MarkDurable)
+	lastSeq  uint64 // last durable journal sequence (the fence)
+	lastTx   uint64 // Seed of the last transaction at lastSeq
+	marked   uint64 // the last sequence recorded in the file (MarkDurable)
+	unmarked int    // entries acknowledged since
 
 	// Output gate. Transactions committed locally go into open; at most
 	// one group (journal entry) is in flight. Replies wait in held until
@@ -251,7 +252,7 @@ func (o *object) markDurable() {
 		o.rt.log.Warn("recording the durable sequence failed", logNS, o.ns.name, logID, o.id, logErr, err)
 		return
 	}
-	o.marked = o.lastSeq
+	o.marked, o.unmarked = o.lastSeq, 0
 }
 
 // findTx looks for the journal entry after seq (up to last) whose last
@@ -522,7 +523,7 @@ func (o *object) onAck(r appendResult) {
 			o.armTimer(alarms.Firing{NS: o.ns.name, ID: string(o.id), Alarm: r.alarm.ms})
 		}
 	}
-	if o.lastSeq-o.marked >= markEvery {
+	if o.unmarked++; o.unmarked >= markEvery {
 		o.markDurable()
 	}
 	if o.rt.syncer != nil {
