@@ -37,6 +37,7 @@ type object struct {
 	acks    chan appendResult
 	local   chan alarms.Firing // the local alarm timer fired
 	poke    chan struct{}      // a sync finished (Config.Sync)
+	evict   chan struct{}      // the runtime is short of file descriptors
 	syncMu  sync.Mutex         // guards syncedG and syncErr, set by the syncer
 	syncedG uint64
 	syncErr error
@@ -99,6 +100,7 @@ func newObject(rt *Runtime, ns *namespace, id ID, key string, prev chan struct{}
 		acks:    make(chan appendResult, 1),
 		local:   make(chan alarms.Firing, 1),
 		poke:    make(chan struct{}, 1),
+		evict:   make(chan struct{}, 1),
 	}
 }
 
@@ -140,6 +142,14 @@ func (o *object) run() {
 			o.onSynced()
 		case <-idle.C:
 			if !o.inflight && len(o.open) == 0 && len(o.held) == 0 && !o.alarmSoon() && o.rt.release(o, false) {
+				o.closeFiles(false)
+				o.redeliverQueued()
+				return
+			}
+		case <-o.evict:
+			// Under pressure an object with an alarm closes too: its durable
+			// schedule fires it.
+			if !o.inflight && len(o.open) == 0 && len(o.held) == 0 && o.rt.release(o, false) {
 				o.closeFiles(false)
 				o.redeliverQueued()
 				return

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -57,6 +58,13 @@ type Config struct {
 	AppendTimeout time.Duration
 	// CacheKiB is SQLite's page cache per open object; default 256.
 	CacheKiB int
+	// MaxActive is a soft cap on active objects: activating one more asks
+	// a few others to close their files early (those with work in flight
+	// decline; an alarm of a closed object still fires, through its
+	// durable schedule). An open object holds 3 file descriptors; the
+	// default keeps them within the process's descriptor limit:
+	// (RLIMIT_NOFILE - 1024) / 4, at least 256.
+	MaxActive int
 	// Logger receives the runtime's logs; default slog.Default().
 	Logger *slog.Logger
 	// Clock tells time and runs alarm timers; default the real clock.
@@ -131,6 +139,9 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.MaxPendingTxns <= 0 {
 		cfg.MaxPendingTxns = 1024
+	}
+	if cfg.MaxActive <= 0 {
+		cfg.MaxActive = defaultMaxActive()
 	}
 	if cfg.AppendTimeout <= 0 {
 		cfg.AppendTimeout = 10 * time.Second
@@ -383,6 +394,9 @@ func (rt *Runtime) enqueue(ns string, id ID, env envelope) {
 			rt.refuse(env, fmt.Errorf("%w: %q", ErrUnknownNamespace, ns))
 			return
 		}
+		if len(rt.mu.objects) >= rt.cfg.MaxActive {
+			rt.askToEvict(4)
+		}
 		o = newObject(rt, nsp, id, key, rt.mu.exiting[key])
 		rt.mu.objects[key] = o
 		rt.wg.Add(1)
@@ -395,6 +409,29 @@ func (rt *Runtime) enqueue(ns string, id ID, env envelope) {
 		rt.mu.Unlock()
 		rt.refuse(env, Errorf(http.StatusServiceUnavailable, CodeOverloaded, "object %s/%s has %d requests waiting", ns, id, cap(o.mailbox)))
 	}
+}
+
+// askToEvict asks up to n active objects (in map order, i.e. at random)
+// to close early. Called with rt.mu held.
+func (rt *Runtime) askToEvict(n int) {
+	for _, o := range rt.mu.objects {
+		if n == 0 {
+			return
+		}
+		select {
+		case o.evict <- struct{}{}:
+			n--
+		default:
+		}
+	}
+}
+
+func defaultMaxActive() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 16384
+	}
+	return max(256, (int(lim.Cur)-1024)/4)
 }
 
 // refuse answers a request that cannot be queued. A refused firing stays

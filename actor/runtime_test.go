@@ -428,3 +428,17 @@ func TestDamagedFileIsRebuilt(t *testing.T) {
 		t.Fatalf("after damage: %s, want 3", got)
 	}
 }
+
+func TestMaxActiveEvictsUnderPressure(t *testing.T) {
+	e := newEnv(t, nil, "", func(c *actor.Config) { c.MaxActive = 8 })
+	for i := 0; i < 40; i++ {
+		e.mustCall(t, "counter", "p"+strconv.Itoa(i), "incr", "")
+	}
+	// The cap is soft (busy objects decline), but far fewer than 40 stay.
+	waitFor(t, func() bool { return e.rt.ActiveObjects() <= 20 })
+	for i := 0; i < 40; i++ {
+		if got := e.mustCall(t, "counter", "p"+strconv.Itoa(i), "incr", ""); got != "2" {
+			t.Fatalf("p%d = %s after eviction, want 2", i, got)
+		}
+	}
+}
