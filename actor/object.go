@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,10 +47,12 @@ type object struct {
 	state   *State
 	handler Handler
 
-	lastSeq  uint64 // last durable journal sequence (the fence)
-	lastTx   uint64 // Seed of the last transaction at lastSeq
-	marked   uint64 // the last sequence recorded in the file (MarkDurable)
-	unmarked int    // entries acknowledged since
+	lastSeq      uint64      // last durable journal sequence (the fence)
+	lastTx       uint64      // Seed of the last transaction at lastSeq
+	marked       uint64      // the last sequence recorded in the file (MarkDurable)
+	unmarked     int         // entries acknowledged since
+	sinceSnap    int         // entries since the last snapshot
+	snapshotting atomic.Bool // an upload is in flight
 
 	// Output gate. Transactions committed locally go into open; at most
 	// one group (journal entry) is in flight. Replies wait in held until
@@ -162,6 +165,7 @@ func (o *object) run() {
 			o.reset()
 			return
 		}
+		o.maybeSnapshot()
 		if !idle.Stop() {
 			select {
 			case <-idle.C:
@@ -225,6 +229,13 @@ func (o *object) activate(ctx context.Context) error {
 			return err
 		}
 		seq = 0
+	}
+	if seq < last {
+		// A snapshot ahead of the file is both faster than the journal and
+		// required: journal entries it covers may have been purged.
+		if db, seq, err = o.restoreSnapshot(ctx, db, path, seq, last); err != nil {
+			return err
+		}
 	}
 	if seq < last {
 		if err := o.catchUp(ctx, db, seq, last); err != nil {
@@ -291,6 +302,7 @@ func (o *object) catchUp(ctx context.Context, db *sqlite.DB, seq, last uint64) e
 		txns = append(txns, e.Txns...)
 		at = s
 		n++
+		o.sinceSnap++
 		if n%batch == 0 {
 			if err := db.Apply(ctx, at, txns); err != nil {
 				return err
@@ -533,6 +545,7 @@ func (o *object) onAck(r appendResult) {
 			o.armTimer(alarms.Firing{NS: o.ns.name, ID: string(o.id), Alarm: r.alarm.ms})
 		}
 	}
+	o.sinceSnap++
 	if o.unmarked++; o.unmarked >= markEvery {
 		o.markDurable()
 	}

@@ -58,6 +58,18 @@ type Config struct {
 	AppendTimeout time.Duration
 	// CacheKiB is SQLite's page cache per open object; default 256.
 	CacheKiB int
+	// SnapshotEvery takes a snapshot of an object (a copy of its file in
+	// the JetStream Object Store OPENDO_SNAPSHOTS, tagged with its journal
+	// sequence) after this many journal entries since the last one, when
+	// the object is idle between requests. Activation without a usable file
+	// is then the latest snapshot plus the journal tail. Default 1000;
+	// negative: never.
+	SnapshotEvery int
+	// Retention is the journal history kept behind an object's oldest
+	// snapshot; older entries are purged after each snapshot. Default
+	// journal.DefaultKeepEntries entries and journal.DefaultKeepFor; set
+	// KeepEntries to math.MaxUint64 to keep everything.
+	Retention *journal.Retention
 	// MaxActive is a soft cap on active objects: activating one more asks
 	// a few others to close their files early (those with work in flight
 	// decline; an alarm of a closed object still fires, through its
@@ -98,6 +110,7 @@ type Runtime struct {
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	jr         *journal.Journal
+	snaps      *journal.Snapshots
 	alarms     *alarms.Alarms
 	clock      alarms.Clock
 	stopAlarms func()
@@ -142,6 +155,12 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.MaxActive <= 0 {
 		cfg.MaxActive = defaultMaxActive()
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = 1000
+	}
+	if cfg.Retention == nil {
+		cfg.Retention = &journal.Retention{KeepEntries: journal.DefaultKeepEntries, KeepFor: journal.DefaultKeepFor}
 	}
 	if cfg.AppendTimeout <= 0 {
 		cfg.AppendTimeout = 10 * time.Second
@@ -203,6 +222,11 @@ func (rt *Runtime) Start(ctx context.Context) error {
 		return fmt.Errorf("actor: journal: %w", err)
 	}
 	rt.jr = jr
+	snaps, err := journal.OpenSnapshots(ctx, js, journal.SnapshotConfig{Replicas: rt.cfg.Replicas})
+	if err != nil {
+		return fmt.Errorf("actor: snapshots: %w", err)
+	}
+	rt.snaps = snaps
 	al, err := alarms.Open(ctx, js, alarms.Config{Subjects: rt.subj, Stream: rt.cfg.AlarmStream, Replicas: rt.cfg.Replicas, AckWait: rt.cfg.AlarmAckWait, Logger: rt.log})
 	if err != nil {
 		return fmt.Errorf("actor: alarms: %w", err)

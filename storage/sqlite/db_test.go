@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -287,5 +288,47 @@ func TestApplyFailureChangesNothing(t *testing.T) {
 	commit(t, db)
 	if err := db.Apply(ctx, 10, nil); !errors.Is(err, storage.ErrInvalidState) {
 		t.Errorf("Apply on a dirty file = %v, want ErrInvalidState", err)
+	}
+}
+
+func TestSnapshotCopiesCleanState(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := Open(ctx, filepath.Join(dir, "live.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	put(t, begin(t, db), "k")
+	commit(t, db)
+	if _, err := db.Snapshot(ctx, filepath.Join(dir, "dirty.db")); !errors.Is(err, storage.ErrInvalidState) {
+		t.Fatalf("snapshot of a dirty file = %v, want ErrInvalidState", err)
+	}
+	if err := db.MarkDurable(ctx, 9, db.LastTx()); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "snap.db")
+	seq, err := db.Snapshot(ctx, dst)
+	if err != nil || seq != 9 {
+		t.Fatalf("Snapshot = %d, %v; want 9", seq, err)
+	}
+	cp, err := Open(ctx, dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	if s, dirty := cp.Seq(); s != 9 || dirty {
+		t.Fatalf("copy Seq = %d, %v; want 9, clean", s, dirty)
+	}
+	h1, err := db.ContentHash(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := cp.ContentHash(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h1 != h2 {
+		t.Fatalf("copy differs: %s vs %s", h1, h2)
 	}
 }

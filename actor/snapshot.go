@@ -1,0 +1,83 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/opendo/opendo/storage/sqlite"
+)
+
+// maybeSnapshot takes a snapshot when enough entries piled up since the
+// last one and the object is idle between requests.
+func (o *object) maybeSnapshot() {
+	every := o.rt.cfg.SnapshotEvery
+	if every < 0 || o.sinceSnap < every || o.inflight || len(o.open) > 0 || len(o.held) > 0 ||
+		o.db == nil || o.broken != nil || o.snapshotting.Load() {
+		return
+	}
+	o.markDurable()
+	tmp := o.db.Path() + ".snap-" + ulid.Make().String()
+	seq, err := o.db.Snapshot(context.Background(), tmp)
+	if err != nil {
+		o.rt.log.Warn("snapshot failed", logNS, o.ns.name, logID, o.id, logErr, err)
+		o.sinceSnap = 0 // try again after as many entries
+		return
+	}
+	o.sinceSnap = 0
+	o.snapshotting.Store(true)
+	o.rt.wg.Add(1)
+	go func() {
+		defer o.rt.wg.Done()
+		defer o.snapshotting.Store(false)
+		defer os.Remove(tmp)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*o.rt.cfg.AppendTimeout)
+		defer cancel()
+		if _, err := o.rt.snaps.Put(ctx, o.subject, seq, tmp); err != nil {
+			o.rt.log.Warn("snapshot upload failed", logNS, o.ns.name, logID, o.id, logErr, err)
+			return
+		}
+		// Purge what the oldest kept snapshot covers, beyond retention: a
+		// damaged newest snapshot can still be recovered from the older.
+		all, err := o.rt.snaps.List(ctx, o.subject)
+		if err != nil || len(all) == 0 {
+			return
+		}
+		if _, err := o.rt.jr.Purge(ctx, o.subject, all[0].Seq, *o.rt.cfg.Retention, o.rt.clock.Now()); err != nil {
+			o.rt.log.Warn("journal purge failed", logNS, o.ns.name, logID, o.id, logErr, err)
+		}
+	}()
+}
+
+// restoreSnapshot replaces db (at journal sequence seq) by the latest
+// snapshot if it is ahead. It returns the database to use and its sequence.
+func (o *object) restoreSnapshot(ctx context.Context, db *sqlite.DB, path string, seq, last uint64) (*sqlite.DB, uint64, error) {
+	info, ok, err := o.rt.snaps.Latest(ctx, o.subject)
+	if err != nil {
+		db.Close()
+		return nil, 0, fmt.Errorf("latest snapshot of %s: %w", o.subject, err)
+	}
+	if !ok || info.Seq <= seq || info.Seq > last {
+		return db, seq, nil
+	}
+	db.Close()
+	if err := removeDB(path); err != nil {
+		return nil, 0, err
+	}
+	if err := o.rt.snaps.Fetch(ctx, info, path); err != nil {
+		return nil, 0, fmt.Errorf("fetch snapshot of %s at %d: %w", o.subject, info.Seq, err)
+	}
+	db, err = sqlite.Open(ctx, path, sqlite.Options{CacheKiB: o.rt.cfg.CacheKiB})
+	if err != nil {
+		return nil, 0, errors.Join(fmt.Errorf("open snapshot of %s: %w", o.subject, err), removeDB(path))
+	}
+	if got, dirty := db.Seq(); got != info.Seq || dirty {
+		db.Close()
+		return nil, 0, fmt.Errorf("snapshot of %s says seq %d (dirty %v), its tag %d", o.subject, got, dirty, info.Seq)
+	}
+	o.sinceSnap = 0
+	return db, info.Seq, nil
+}
