@@ -27,11 +27,11 @@ import (
 const journalUsage = `usage: opendo journal <subcommand> [flags] [args]
 
 subcommands:
-  ls      [NS [NAME]]                     objects with their entry count, last sequence and last write
+  ls      [NS [NAME]]                     objects with their entry count, first and last sequence, latest snapshot, last write
   show    NS NAME                         an object's entries (-from SEQ, -to SEQ, -json)
   replay  NS NAME -out FILE.db            materialize the object as of -to SEQ or -at TIME into a SQLite file
   fork    NS NAME NEWNAME                 a new object with the object's state as of -to SEQ or -at TIME
-  verify  [NS [NAME]]                     rebuildFromJournal objects from the journal and compare with their live files
+  verify  [NS [NAME]]                     rebuild objects from their snapshot and journal, compare with their live files
   tail    [NS [NAME]]                     follow new entries until Ctrl-C
 
 An object is NS NAME (by name) or NS -id ID. Flags may follow the arguments.
@@ -198,6 +198,9 @@ type journalConn struct {
 	stderr  io.Writer
 	local   bool // the store of -data, opened in this process
 	closers []func()
+
+	snaps        *journal.Snapshots // the snapshot bucket, nil if none
+	snapsChecked bool               // snaps was looked up
 }
 
 // errNoJournal: there is no journal stream at all.
@@ -530,10 +533,15 @@ func (p journalPoint) resolve(ctx context.Context, c *journalConn, subject strin
 		return 0, err
 	}
 	if upto == 0 {
-		if first.IsZero() {
-			return 0, fmt.Errorf("no entries up to seq %d", p.to)
+		err := fmt.Errorf("no entries up to seq %d", p.to)
+		if !first.IsZero() {
+			err = fmt.Errorf("no entry at or before %s: the first one was written at %s", fmtEntryTime(p.at), fmtEntryTime(first))
 		}
-		return 0, fmt.Errorf("no entry at or before %s: the first one was written at %s", fmtEntryTime(p.at), fmtEntryTime(first))
+		// Entries before the first one left may have been purged.
+		if h, herr := c.history(ctx, subject); herr == nil && len(h.snaps) > 0 {
+			err = fmt.Errorf("%w; %w", err, h.check(0))
+		}
+		return 0, err
 	}
 	return upto, nil
 }

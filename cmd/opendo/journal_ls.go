@@ -24,6 +24,11 @@ type objInfo struct {
 	Entries   uint64    `json:"entries"`
 	LastSeq   uint64    `json:"last_seq"`
 	LastWrite time.Time `json:"last_write"`
+	// FirstSeq is the first entry left in the journal, and SnapshotSeq the
+	// sequence of the latest snapshot (0: none): the runtime purges the
+	// entries before its oldest kept snapshot, beyond retention.
+	FirstSeq    uint64 `json:"first_seq,omitempty"`
+	SnapshotSeq uint64 `json:"snapshot_seq,omitempty"`
 }
 
 func runJournalLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -68,15 +73,20 @@ func runJournalLs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NS\tID\tPARTITION\tENTRIES\tLAST SEQ\tLAST WRITE")
+	fmt.Fprintln(tw, "NS\tID\tPARTITION\tENTRIES\tFIRST SEQ\tLAST SEQ\tSNAPSHOT\tLAST WRITE")
 	for _, o := range objs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", o.NS, o.ID, o.Partition, o.Entries, o.LastSeq, fmtEntryTime(o.LastWrite))
+		snap := "-"
+		if o.SnapshotSeq > 0 {
+			snap = strconv.FormatUint(o.SnapshotSeq, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", o.NS, o.ID, o.Partition, o.Entries, o.FirstSeq, o.LastSeq, snap, fmtEntryTime(o.LastWrite))
 	}
 	return tw.Flush()
 }
 
 // listObjects returns the journaled objects of sel, sorted by namespace and
-// ID. With last, it also reads each one's last entry (LastSeq, LastWrite).
+// ID. With last, it also reads each one's last entry (LastSeq, LastWrite),
+// first entry (FirstSeq) and latest snapshot (SnapshotSeq).
 func (c *journalConn) listObjects(ctx context.Context, sel objSelection, last bool) ([]objInfo, error) {
 	subjects, err := c.jr.Subjects(ctx, c.filter(sel))
 	if err != nil {
@@ -102,6 +112,10 @@ func (c *journalConn) listObjects(ctx context.Context, sel objSelection, last bo
 	if !last || len(objs) == 0 {
 		return objs, nil
 	}
+	snaps, err := c.snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var done atomic.Int64
 	prog := startJournalProgress(c.stderr, func() string {
 		return "reading last entries: " + strconv.FormatInt(done.Load(), 10) + "/" + strconv.Itoa(len(objs))
@@ -123,7 +137,7 @@ func (c *journalConn) listObjects(ctx context.Context, sel objSelection, last bo
 				if i >= len(objs) || ctx.Err() != nil {
 					return
 				}
-				if err := c.lastEntry(ctx, &objs[i]); err != nil {
+				if err := c.lastEntry(ctx, snaps, &objs[i]); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -139,8 +153,23 @@ func (c *journalConn) listObjects(ctx context.Context, sel objSelection, last bo
 }
 
 // lastEntry fills o.LastSeq and o.LastWrite from the subject's last entry
-// (its entry time, or the time the stream stored it if it does not decode).
-func (c *journalConn) lastEntry(ctx context.Context, o *objInfo) error {
+// (its entry time, or the time the stream stored it if it does not decode),
+// o.FirstSeq, and o.SnapshotSeq from snaps (nil: no snapshot bucket).
+func (c *journalConn) lastEntry(ctx context.Context, snaps *journal.Snapshots, o *objInfo) error {
+	first, err := c.jr.FirstSeq(ctx, o.Subject)
+	if err != nil {
+		return fmt.Errorf("first entry of %s: %w", o.Subject, err)
+	}
+	o.FirstSeq = first
+	if snaps != nil {
+		info, ok, err := snaps.Latest(ctx, o.Subject)
+		if err != nil {
+			return fmt.Errorf("latest snapshot of %s: %w", o.Subject, err)
+		}
+		if ok {
+			o.SnapshotSeq = info.Seq
+		}
+	}
 	m, err := c.jr.Stream().GetLastMsgForSubject(ctx, o.Subject)
 	if err != nil {
 		return fmt.Errorf("last entry of %s: %w", o.Subject, err)

@@ -84,17 +84,16 @@ func runJournalReplay(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	tmp.Close()
 	defer removeSQLiteFiles(tmp.Name())
-	db, err := sqlite.Open(ctx, tmp.Name(), sqlite.Options{})
-	if err != nil {
-		return err
-	}
 	var applied atomic.Uint64
 	prog := startJournalProgress(stderr, func() string {
 		return "replaying " + ref.String() + ": " + strconv.FormatUint(applied.Load(), 10) + " entries"
 	})
-	st, err := rebuildFromJournal(ctx, c.jr, subject, upto, db, func(uint64) { applied.Add(1) })
+	db, m, err := c.materialize(ctx, subject, upto, tmp.Name(), func(uint64) { applied.Add(1) })
 	prog.Stop()
-	if err == nil && st.entries == 0 {
+	if err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
+	if m.snap == nil && m.st.entries == 0 {
 		err = fmt.Errorf("%s has no entries up to seq %d", ref, upto)
 	}
 	var alarm int64
@@ -122,8 +121,16 @@ func runJournalReplay(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := os.Rename(tmp.Name(), *out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "replayed %s %s into %s: %s (%s) up to seq %d, written %s\n",
-		ref, pt, *out, journalCount(st.entries, "entry", "entries"), journalCount(st.txns, "transaction", "transactions"), st.lastSeq, fmtEntryTime(st.lastTime))
+	for _, err := range m.skips {
+		fmt.Fprintf(stderr, "opendo: warning: skipped a snapshot: %v\n", err)
+	}
+	if m.st.entries > 0 {
+		fmt.Fprintf(stdout, "replayed %s %s into %s: %s up to seq %d, written %s\n",
+			ref, pt, *out, m.describe(), m.seq, fmtEntryTime(m.st.lastTime))
+	} else {
+		fmt.Fprintf(stdout, "replayed %s %s into %s: the snapshot at seq %d (stored %s), no entries after it\n",
+			ref, pt, *out, m.seq, fmtEntryTime(m.snap.Time))
+	}
 	if hasAlarm {
 		fmt.Fprintf(stdout, "alarm set for %s\n", fmtEntryTime(time.UnixMilli(alarm)))
 	}
@@ -138,10 +145,10 @@ type journalRebuildStats struct {
 	lastTime      time.Time
 }
 
-// rebuildFromJournal applies subject's entries up to seq upto (0: up to its last
-// entry) to db, in batches, each recorded with the sequence of its last
+// rebuildFromJournal applies subject's entries after seq after up to seq
+// upto (0: up to its last entry) to db, in batches, each recorded with the sequence of its last
 // entry. onEntry, if set, is called after each entry is read.
-func rebuildFromJournal(ctx context.Context, jr *journal.Journal, subject string, upto uint64, db *sqlite.DB, onEntry func(seq uint64)) (journalRebuildStats, error) {
+func rebuildFromJournal(ctx context.Context, jr *journal.Journal, subject string, after, upto uint64, db *sqlite.DB, onEntry func(seq uint64)) (journalRebuildStats, error) {
 	var (
 		st      journalRebuildStats
 		txns    []storage.Txn
@@ -156,7 +163,7 @@ func rebuildFromJournal(ctx context.Context, jr *journal.Journal, subject string
 		txns, entries, size = txns[:0], 0, 0
 		return nil
 	}
-	err := jr.Read(ctx, subject, 0, upto, func(seq uint64, e *journal.Entry) error {
+	err := jr.Read(ctx, subject, after, upto, func(seq uint64, e *journal.Entry) error {
 		txns = append(txns, e.Txns...)
 		st.entries++
 		st.txns += len(e.Txns)

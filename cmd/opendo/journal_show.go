@@ -44,9 +44,22 @@ func runJournalShow(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	h, err := c.history(ctx, subject)
+	if err != nil {
+		return err
+	}
 	p := &entryPrinter{w: stdout, json: *asJSON, full: *full}
 	if !p.json {
 		fmt.Fprintf(stdout, "# %s: %s on %s\n", ref, journalCount(entries, "entry", "entries"), subject)
+	}
+	if snap, ok := h.latest(); ok {
+		// The runtime purges the entries its oldest kept snapshot covers,
+		// beyond retention: the journal no longer tells the whole story.
+		w := stdout
+		if p.json {
+			w = stderr
+		}
+		fmt.Fprintf(w, "# (entries before seq %d were purged; latest snapshot at seq %d, %s)\n", h.first, snap.Seq, journalCount(len(h.snaps), "snapshot", "snapshots"))
 	}
 	after := uint64(0)
 	if *from > 0 {

@@ -86,10 +86,20 @@ type journalEnv struct {
 
 func newJournalEnv(t *testing.T) *journalEnv {
 	t.Helper()
+	return newJournalEnvWith(t, nil)
+}
+
+// newJournalEnvWith is newJournalEnv with a runtime configured by opts.
+func newJournalEnvWith(t *testing.T, opts func(*actor.Config)) *journalEnv {
+	t.Helper()
 	data := t.TempDir()
 	srv := natstest.Start(t, natstest.WithStoreDir(filepath.Join(data, "nats")))
 	nc := srv.Conn(t)
-	rt, err := actor.New(actor.Config{Conn: nc, DataDir: filepath.Join(data, "objects")})
+	cfg := actor.Config{Conn: nc, DataDir: filepath.Join(data, "objects")}
+	if opts != nil {
+		opts(&cfg)
+	}
+	rt, err := actor.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -172,17 +172,25 @@ func (c *journalConn) verifyObject(ctx context.Context, o *objInfo, dir, tmp str
 	if seq > last {
 		return verifyResult{status: verifyDiverged, detail: fmt.Sprintf("live file is at seq %d, beyond the journal's last entry (seq %d)", seq, last)}
 	}
-	rdb, err := sqlite.Open(ctx, rebuilt, sqlite.Options{})
-	if err != nil {
-		return fail(err)
-	}
-	var st journalRebuildStats
+	var (
+		rdb *sqlite.DB
+		m   materialized
+	)
 	if seq > 0 {
-		st, err = rebuildFromJournal(ctx, c.jr, o.Subject, seq, rdb, func(uint64) { entries.Add(1) })
-		if err == nil && st.lastSeq != seq {
-			rdb.Close()
-			return verifyResult{status: verifyDiverged, detail: fmt.Sprintf("live file is at seq %d, which is not an entry of this object's journal (the entry before it is seq %d)", seq, st.lastSeq)}
+		rdb, m, err = c.materialize(ctx, o.Subject, seq, rebuilt, func(uint64) { entries.Add(1) })
+		var perr *purgedError
+		if errors.As(err, &perr) {
+			return verifyResult{status: verifySkipped, detail: fmt.Sprintf("live file is at seq %d: %v (the runtime restores a snapshot on activation)", seq, err)}
 		}
+		if err != nil {
+			return fail(err)
+		}
+		if m.seq != seq {
+			rdb.Close()
+			return verifyResult{status: verifyDiverged, detail: fmt.Sprintf("live file is at seq %d, which is not an entry of this object's journal (the entry before it is seq %d)", seq, m.seq)}
+		}
+	} else if rdb, err = sqlite.Open(ctx, rebuilt, sqlite.Options{}); err != nil {
+		return fail(err)
 	}
 	var rebuiltHash string
 	if err == nil {
@@ -195,7 +203,10 @@ func (c *journalConn) verifyObject(ctx context.Context, o *objInfo, dir, tmp str
 		return fail(err)
 	}
 	if liveHash == rebuiltHash {
-		detail := fmt.Sprintf("seq %d, %s", seq, journalCount(st.entries, "entry", "entries"))
+		detail := fmt.Sprintf("seq %d, %s", seq, journalCount(m.st.entries, "entry", "entries"))
+		if m.snap != nil {
+			detail = fmt.Sprintf("seq %d, the snapshot at seq %d and %s after it", seq, m.snap.Seq, journalCount(m.st.entries, "entry", "entries"))
+		}
 		if last > seq {
 			detail += fmt.Sprintf(" (the journal goes on to seq %d: applied on activation)", last)
 		}

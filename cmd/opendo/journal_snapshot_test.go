@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/opendo/opendo/actor"
+	"github.com/opendo/opendo/journal"
+)
+
+// TestJournalSnapshots: once the runtime has taken snapshots and purged
+// the history they cover, the journal commands start from the snapshots
+// and say when the history asked for is gone.
+func TestJournalSnapshots(t *testing.T) {
+	e := newJournalEnvWith(t, func(c *actor.Config) {
+		c.SnapshotEvery = 5
+		c.Retention = &journal.Retention{KeepEntries: 2}
+	})
+	const name, n = "obj-s", 24
+	want := map[string]string{}
+	e.mustCall(name, "put", "k1=1")
+	want["k1"] = "1"
+	early := e.showJSON(name)[0].Seq
+	e.mustCall(name, "alarm", "")
+	for i := 3; i <= n; i++ {
+		k, v := fmt.Sprintf("k%d", i%4), fmt.Sprint(i)
+		e.mustCall(name, "put", k+"="+v)
+		want[k] = v
+	}
+
+	js, err := jetstream.New(e.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr, err := journal.Open(t.Context(), js, journal.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := e.rt.Subjects().Journal(journalTestNS, string(actor.NameID(journalTestNS, name)))
+	// Uploads and purges run in the background: wait for a purge.
+	journalWaitFor(t, "history to be purged", func() bool {
+		first, err := jr.FirstSeq(t.Context(), subject)
+		return err == nil && first > early
+	}, nil)
+
+	// show and ls say so.
+	if out := e.journal("show", journalTestNS, name); !strings.Contains(out, "(entries before seq ") || !strings.Contains(out, "were purged; latest snapshot at seq ") {
+		t.Errorf("show after a purge:\n%s", out)
+	}
+	var o objInfo
+	if err := json.Unmarshal([]byte(e.journal("ls", journalTestNS, name, "-json")), &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.FirstSeq <= early || o.SnapshotSeq == 0 || o.SnapshotSeq > o.LastSeq {
+		t.Errorf("ls -json after a purge: %+v", o)
+	}
+	if out := e.journal("ls", journalTestNS); !strings.Contains(out, "FIRST SEQ") || !strings.Contains(out, "SNAPSHOT") {
+		t.Errorf("ls table:\n%s", out)
+	}
+
+	// replay at the head: the snapshot and the tail.
+	dir := t.TempDir()
+	head := filepath.Join(dir, "head.db")
+	out := e.journal("replay", journalTestNS, name, "-out", head)
+	if !strings.Contains(out, "the snapshot at seq") || !strings.Contains(out, "alarm set for") {
+		t.Errorf("replay output:\n%s", out)
+	}
+	if kv := journalReadKV(t, head); fmt.Sprint(kv) != fmt.Sprint(want) {
+		t.Errorf("replay at the head: kv = %v, want %v", kv, want)
+	}
+	// replay before the purge: refused.
+	_, _, err = journalCmd(t, t.Context(), "replay", journalTestNS, name, "-to", fmt.Sprint(early), "-out", filepath.Join(dir, "early.db"), "-nats", e.srv.URL())
+	if err == nil || !strings.Contains(err.Error(), "was purged (retention); the earliest point available is seq ") {
+		t.Errorf("replay -to a purged seq: %v", err)
+	}
+	_, _, err = journalCmd(t, t.Context(), "fork", journalTestNS, name, "obj-early", "-to", fmt.Sprint(early), "-nats", e.srv.URL())
+	if err == nil || !strings.Contains(err.Error(), "was purged (retention)") {
+		t.Errorf("fork -to a purged seq: %v", err)
+	}
+
+	// fork at the head: the runtime serves the new object from its snapshot.
+	out = e.journal("fork", journalTestNS, name, "obj-s-fork")
+	if !strings.Contains(out, "stored as the snapshot of") || !strings.Contains(out, "alarm is set for") {
+		t.Errorf("fork output:\n%s", out)
+	}
+	for k, v := range want {
+		if got := e.mustCall("obj-s-fork", "get", k); got != v {
+			t.Errorf("fork: %s = %q, want %q", k, got, v)
+		}
+	}
+	e.mustCall("obj-s-fork", "put", "k1=forked")
+	if got := e.mustCall(name, "get", "k1"); got != want["k1"] {
+		t.Errorf("source after the fork's write: k1 = %q", got)
+	}
+	// A fork of the fork (whose journal is one marker and a write).
+	e.journal("fork", journalTestNS, "obj-s-fork", "obj-s-fork2")
+	if got := e.mustCall("obj-s-fork2", "get", "k1"); got != "forked" {
+		t.Errorf("fork of the fork: k1 = %q", got)
+	}
+
+	// verify: the live files match the snapshots plus their journal.
+	e.closeRuntime()
+	for _, obj := range []string{name, "obj-s-fork"} {
+		if out := e.journal("verify", journalTestNS, obj, "-data", e.data); !strings.HasPrefix(out, "OK ") {
+			t.Errorf("verify %s:\n%s", obj, out)
+		}
+	}
+}
