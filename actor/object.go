@@ -376,7 +376,7 @@ func (o *object) invoke(ctx context.Context, req *Request) (resp *Response, err 
 // commit commits the request's transaction locally and queues it for the
 // journal.
 func (o *object) commit(ctx context.Context, reqID string, tc storage.TxContext) error {
-	size := txnSize(reqID, o.db.Pending())
+	size := journal.TxnSize(&storage.Txn{RequestID: reqID, Mutations: o.db.Pending()})
 	if size > o.rt.maxSize {
 		if err := o.db.Rollback(ctx); err != nil {
 			o.broken = err
@@ -721,25 +721,6 @@ func removeDB(path string) error {
 		}
 	}
 	return nil
-}
-
-// txnSize is an upper bound of a transaction's size in a journal entry.
-func txnSize(reqID string, muts []storage.Mutation) int {
-	n := 64 + len(reqID)
-	for _, m := range muts {
-		n += 24 + len(m.Key) + len(m.Value) + len(m.SQL)
-		for _, a := range m.Args {
-			switch v := a.(type) {
-			case string:
-				n += 12 + len(v)
-			case []byte:
-				n += 12 + len(v)
-			default:
-				n += 12
-			}
-		}
-	}
-	return n
 }
 
 // objectStorage is the Storage handed to handlers: the object's database,

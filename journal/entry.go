@@ -169,19 +169,25 @@ func fromUnixNano(n int64) time.Time {
 func (e *Entry) size() int {
 	n := headerSize + binary.MaxVarintLen64 + crcSize
 	for i := range e.Txns {
-		tx := &e.Txns[i]
-		n += 2*binary.MaxVarintLen64 + len(tx.RequestID) + 8 + binary.MaxVarintLen64
-		for j := range tx.Mutations {
-			m := &tx.Mutations[j]
-			n += 1 + 3*binary.MaxVarintLen64 + len(m.Key) + len(m.Value) + len(m.SQL)
-			for _, a := range m.Args {
-				n += 1 + binary.MaxVarintLen64
-				switch v := a.(type) {
-				case string:
-					n += len(v)
-				case []byte:
-					n += len(v)
-				}
+		n += TxnSize(&e.Txns[i])
+	}
+	return n
+}
+
+// TxnSize returns an upper bound of the bytes transaction tx takes in an
+// entry: a runtime sizes its journal entries with it before encoding them.
+func TxnSize(tx *storage.Txn) int {
+	n := 2*binary.MaxVarintLen64 + len(tx.RequestID) + 8 + binary.MaxVarintLen64
+	for j := range tx.Mutations {
+		m := &tx.Mutations[j]
+		n += 1 + 3*binary.MaxVarintLen64 + len(m.Key) + len(m.Value) + len(m.SQL)
+		for _, a := range m.Args {
+			n += 1 + binary.MaxVarintLen64
+			switch v := a.(type) {
+			case string:
+				n += len(v)
+			case []byte:
+				n += len(v)
 			}
 		}
 	}

@@ -77,7 +77,7 @@ func (c *Config) setDefaults() error {
 // (e.g. alarm schedules sharing the stream).
 func (c *Config) apply(sc *jetstream.StreamConfig) {
 	subj := c.Prefix + ".journal.>"
-	if !slices.ContainsFunc(sc.Subjects, func(p string) bool { return covers(p, subj) }) {
+	if !slices.ContainsFunc(sc.Subjects, func(p string) bool { return Covers(p, subj) }) {
 		sc.Subjects = append(slices.Clone(sc.Subjects), subj)
 	}
 	sc.Retention = jetstream.LimitsPolicy
@@ -313,9 +313,9 @@ func validLiteral(s string) bool {
 	return true
 }
 
-// covers reports whether the subject filter pattern matches every subject
-// that filter matches.
-func covers(pattern, filter string) bool {
+// Covers reports whether the subject filter pattern matches every subject
+// that filter matches (e.g. "a.>" covers "a.b.*").
+func Covers(pattern, filter string) bool {
 	p, f := strings.Split(pattern, "."), strings.Split(filter, ".")
 	for i, tok := range p {
 		switch {

@@ -21,7 +21,7 @@ func TestCovers(t *testing.T) {
 		{"a.b", "a.*", false},
 	}
 	for _, tt := range tests {
-		if got := covers(tt.pattern, tt.filter); got != tt.want {
+		if got := Covers(tt.pattern, tt.filter); got != tt.want {
 			t.Errorf("covers(%q, %q) = %v, want %v", tt.pattern, tt.filter, got, tt.want)
 		}
 	}

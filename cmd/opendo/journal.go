@@ -263,28 +263,12 @@ func (f *journalFlags) connect(ctx context.Context, name string, stderr io.Write
 // coversSubject reports whether one of the stream subject patterns
 // matches every subject that filter matches.
 func coversSubject(patterns []string, filter string) bool {
-	f := strings.Split(filter, ".")
 	for _, pattern := range patterns {
-		if subjectCovers(strings.Split(pattern, "."), f) {
+		if journal.Covers(pattern, filter) {
 			return true
 		}
 	}
 	return false
-}
-
-func subjectCovers(p, f []string) bool {
-	for i, tok := range p {
-		switch {
-		case tok == ">":
-			return i < len(f)
-		case i >= len(f):
-			return false
-		case tok == "*" && f[i] != ">":
-		case tok != f[i]:
-			return false
-		}
-	}
-	return len(p) == len(f)
 }
 
 // openLocal starts a nats-server in this process on the JetStream store of

@@ -170,7 +170,7 @@ func rebuildFromJournal(ctx context.Context, jr *journal.Journal, subject string
 		st.lastSeq, st.lastTime = seq, e.Time
 		entries++
 		for i := range e.Txns {
-			size += journalTxnBytes(&e.Txns[i])
+			size += journal.TxnSize(&e.Txns[i])
 		}
 		if onEntry != nil {
 			onEntry(seq)
@@ -184,24 +184,6 @@ func rebuildFromJournal(ctx context.Context, jr *journal.Journal, subject string
 		err = flush()
 	}
 	return st, err
-}
-
-// journalTxnBytes approximates the memory a transaction holds.
-func journalTxnBytes(tx *storage.Txn) int {
-	n := len(tx.RequestID)
-	for i := range tx.Mutations {
-		m := &tx.Mutations[i]
-		n += 16 + len(m.Key) + len(m.Value) + len(m.SQL) + 16*len(m.Args)
-		for _, a := range m.Args {
-			switch v := a.(type) {
-			case string:
-				n += len(v)
-			case []byte:
-				n += len(v)
-			}
-		}
-	}
-	return n
 }
 
 // finishReplayFile adds a view of the KV pairs as text to a replayed file
