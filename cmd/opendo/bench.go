@@ -32,6 +32,8 @@ var benchWorkloads = []benchWorkload{
 	{name: "incr-1", baseline: "jspub", write: true, summary: "durable increments on one object"},
 	{name: "incr-1000", baseline: "jspub", write: true, summary: "durable increments spread over 1,000 objects"},
 	{name: "touch-100k", baseline: "read", explicit: true, summary: "activate -objects distinct objects once each (read), evicted after -idle"},
+	{name: "alarm-1", baseline: benchNoBaseline, explicit: true, summary: "lateness of -rounds isolated alarms, each set 200 ms ahead"},
+	{name: "alarm-10k", baseline: benchNoBaseline, explicit: true, summary: "lateness of -alarms alarms due at the same instant (own runtime)"},
 }
 
 func benchWorkloadByName(name string) (benchWorkload, bool) {
@@ -48,6 +50,7 @@ type benchOptions struct {
 	duration, warmup time.Duration
 	callers, conns   int
 	objects          int
+	rounds, alarms   int
 	idle             time.Duration
 	replicas         int
 	payload          int
@@ -68,6 +71,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.callers, "callers", 64, "concurrent callers")
 	fs.IntVar(&o.conns, "conns", 0, "client connections the callers are spread over, round-robin (0: 2 per CPU, at most -callers).\nMeasured on 2 cores, 64 callers: 2-8 connections beat 1 (callers serialize on its lock)\nby ~10-25% and 64 (one per caller: more wakeups) by ~20-40%")
 	fs.IntVar(&o.objects, "objects", 100000, "objects touched by touch-100k")
+	fs.IntVar(&o.rounds, "rounds", 20, "isolated alarms of alarm-1 (0: as many as fit in -duration)")
+	fs.IntVar(&o.alarms, "alarms", 10000, "alarms of alarm-10k, all due at the same instant")
 	fs.DurationVar(&o.idle, "idle", 2*time.Second, "IdleTimeout of touch-100k's runtime (the other workloads keep the default)")
 	fs.IntVar(&o.replicas, "replicas", 1, "replicas of the bench streams (with -nats on a cluster)")
 	fs.IntVar(&o.payload, "payload", 128, "bytes per echo request and per jspub message (an incr journal entry: ~90 bytes + ~90 bytes of headers)")
@@ -93,6 +98,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{"-conns must not be negative"}
 	case o.objects < 1:
 		return usageError{"-objects must be at least 1"}
+	case o.rounds < 0:
+		return usageError{"-rounds must not be negative"}
+	case o.alarms < 1:
+		return usageError{"-alarms must be at least 1"}
 	case o.idle <= 0:
 		return usageError{"-idle must be positive"}
 	case o.payload < 0:
@@ -203,7 +212,7 @@ func benchSelect(list string) ([]benchWorkload, error) {
 				continue
 			}
 			w, _ := benchWorkloadByName(n)
-			if !want[w.baseline] {
+			if w.baseline != benchNoBaseline && !want[w.baseline] {
 				want[w.baseline] = true
 				changed = true
 			}
@@ -306,9 +315,10 @@ func benchProfile(file string) (stop func() error, err error) {
 // benchTable prints results as an aligned table, one row as soon as each
 // workload is measured.
 type benchTable struct {
-	w    io.Writer
-	rows int
-	ext  []*benchResult
+	w     io.Writer
+	rows  int
+	ext   []*benchResult
+	alarm []*benchResult
 }
 
 const benchRowFormat = "%-11s %-7s %7s %11s %9s %9s %7s  %-8s %11s %7s %8s\n"
@@ -323,11 +333,16 @@ func (t *benchTable) row(r *benchResult) {
 	if r.VsJSPub1 > 0 {
 		vs = fmt.Sprintf("%.2f", r.VsJSPub1)
 	}
+	base, ratio := fmt.Sprintf("%.0f", r.BaselineOpsPerSec), fmt.Sprintf("%.2f", r.Ratio)
+	if r.Baseline == benchNoBaseline {
+		base, ratio = "-", "-"
+	}
 	fmt.Fprintf(t.w, benchRowFormat, r.Workload, r.Sync, fmt.Sprint(r.Callers), fmt.Sprintf("%.0f", r.OpsPerSec),
-		fmt.Sprintf("%.0f", r.P50us), fmt.Sprintf("%.0f", r.P99us), fmt.Sprint(r.Errors), r.Baseline,
-		fmt.Sprintf("%.0f", r.BaselineOpsPerSec), fmt.Sprintf("%.2f", r.Ratio), vs)
+		fmt.Sprintf("%.0f", r.P50us), fmt.Sprintf("%.0f", r.P99us), fmt.Sprint(r.Errors), r.Baseline, base, ratio, vs)
 	t.rows++
-	if r.PeakFDs != nil {
+	if r.BenchAlarmStats != nil {
+		t.alarm = append(t.alarm, r)
+	} else if r.PeakFDs != nil {
 		t.ext = append(t.ext, r)
 	}
 }
@@ -336,6 +351,9 @@ func (t *benchTable) footer() {
 	for _, r := range t.ext {
 		fmt.Fprintf(t.w, "\n%s (sync %s): %d objects in %.1f s; peak RSS %.0f MB (%s), open fds %d before, %d at peak, peak active objects %d; %s after the last touch: %d active, %d fds\n",
 			r.Workload, r.Sync, r.Objects, r.DurationS, derefF(r.PeakRSSMB), r.RSSNote, r.FDsBefore, derefI(r.PeakFDs), r.PeakActive, r.SettleAfter, r.ActiveAfter, r.FDsAfter)
+	}
+	for _, r := range t.alarm {
+		benchAlarmFooter(t.w, r)
 	}
 	if t.rows > 0 {
 		fmt.Fprintf(t.w, "\nratio = ops/s ÷ baseline ops/s; /jspub-1 = ops/s ÷ one caller's publish rate (>1: more than one write per sync)\n")

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -71,6 +70,11 @@ type benchEnv struct {
 	pub     string // jspub stream
 	echo    string // echo subject
 	closers []func() error
+
+	// alarmLog collects the firings of the benchalarm objects of every
+	// runtime; rtLogs counts the runtimes' warnings and errors.
+	alarmLog *benchAlarmLog
+	rtLogs   benchLogCount
 }
 
 func newBenchEnv(ctx context.Context, mode string, o *benchOptions, stderr io.Writer) (_ *benchEnv, err error) {
@@ -85,6 +89,7 @@ func newBenchEnv(ctx context.Context, mode string, o *benchOptions, stderr io.Wr
 		journal: "OPENDO_BENCH_" + tag + "_JOURNAL",
 		pub:     "OPENDO_BENCH_" + tag + "_PUB",
 	}
+	e.alarmLog = newBenchAlarmLog()
 	e.echo = e.prefix + ".echo"
 	defer func() {
 		if err != nil {
@@ -229,13 +234,16 @@ func (e *benchEnv) startRuntime(ctx context.Context, prefix, journal string, idl
 		Replicas:      e.o.replicas,
 		IdleTimeout:   idle,
 		AlarmStream:   journal + "_ALARMS",
-		Logger:        slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:        e.runtimeLogger(),
 		Sync:          e.syncFunc(),
 	})
 	if err != nil {
 		return nil, err
 	}
 	if err := rt.Register(benchNamespace, benchObject); err != nil {
+		return nil, err
+	}
+	if err := rt.Register(benchAlarmNamespace, e.alarmFactory()); err != nil {
 		return nil, err
 	}
 	if err := rt.Start(ctx); err != nil {
@@ -361,6 +369,8 @@ func (e *benchEnv) run(ctx context.Context, w benchWorkload, profile string) (*b
 		}
 	case "touch-100k":
 		return e.touch(ctx, profile)
+	case "alarm-1", "alarm-10k":
+		return e.runAlarm(ctx, w, profile)
 	default:
 		return nil, fmt.Errorf("unknown workload %q", w.name)
 	}

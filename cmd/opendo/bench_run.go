@@ -47,6 +47,8 @@ type benchResult struct {
 	FDsAfter    int      `json:"fds_after_idle,omitempty"`
 	SettleAfter string   `json:"settle_wait,omitempty"`
 	RSSNote     string   `json:"peak_rss_scope,omitempty"`
+
+	*BenchAlarmStats // alarm-1 and alarm-10k only
 }
 
 // benchOp is one operation of one caller.
