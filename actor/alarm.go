@@ -74,7 +74,9 @@ func (o *object) alarmSoon() bool {
 func (o *object) fire(ctx context.Context, f alarms.Firing, ack func() error) {
 	ms, ok, err := o.db.AlarmTime(ctx)
 	if err != nil {
-		o.rt.log.Error("read alarm", logNS, o.ns.name, logID, o.id, logErr, err)
+		if ctx.Err() == nil {
+			o.rt.log.Error("read alarm", logNS, o.ns.name, logID, o.id, logErr, err)
+		}
 		return // unacknowledged: delivered again
 	}
 	if !ok || ms != f.Alarm || f.Retry < o.retry {
@@ -106,7 +108,10 @@ func (o *object) fire(ctx context.Context, f alarms.Firing, ack func() error) {
 	}
 	if herr == nil {
 		if err := o.commit(ctx, reqID, tc); err != nil {
-			o.rt.log.Error("alarm commit failed", logNS, o.ns.name, logID, o.id, logErr, err)
+			if ctx.Err() == nil {
+				o.rt.log.Error("alarm commit failed", logNS, o.ns.name, logID, o.id, logErr, err)
+			}
+			return // unacknowledged: delivered again
 		}
 		o.holdAck(ack)
 		return

@@ -132,12 +132,21 @@ func (o *object) run() {
 		}
 		select {
 		case env := <-mailbox:
+			if ctx.Err() != nil { // closing: select picked this at random
+				o.rt.refuse(env, ErrClosed)
+				o.shutdown()
+				return
+			}
 			if env.firing != nil {
 				o.fire(ctx, *env.firing, env.ack)
 			} else {
 				o.handle(ctx, env)
 			}
 		case f := <-o.local:
+			if ctx.Err() != nil {
+				o.shutdown()
+				return
+			}
 			o.fire(ctx, f, nil)
 		case r := <-o.acks:
 			o.onAck(r)
@@ -383,7 +392,8 @@ func (o *object) commit(ctx context.Context, reqID string, tc storage.TxContext)
 		}
 		return fmt.Errorf("%w: %d bytes, the journal takes at most %d", storage.ErrTransactionTooLarge, size, o.rt.maxSize)
 	}
-	muts, err := o.db.Commit(ctx)
+	// A commit is not cancelled by the runtime closing: the handler is done.
+	muts, err := o.db.Commit(context.WithoutCancel(ctx))
 	if err != nil {
 		o.broken = err
 		return Errorf(http.StatusInternalServerError, CodeInternal, "commit: %v", err)
