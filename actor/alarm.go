@@ -116,7 +116,7 @@ func (o *object) fire(ctx context.Context, f alarms.Firing, ack func() error) {
 		o.holdAck(ack)
 		return
 	}
-	if err := o.db.Rollback(ctx); err != nil {
+	if err := o.db.Rollback(context.WithoutCancel(ctx)); err != nil {
 		o.broken = err
 		return
 	}
@@ -149,7 +149,7 @@ func (o *object) dropAlarm(ctx context.Context, tc storage.TxContext) error {
 		return err
 	}
 	if err := o.db.Storage().DeleteAlarm(ctx); err != nil {
-		_ = o.db.Rollback(ctx)
+		_ = o.db.Rollback(context.WithoutCancel(ctx))
 		return err
 	}
 	return o.commit(ctx, "alarm-drop-"+ulid.Make().String(), tc)

@@ -355,7 +355,7 @@ func (o *object) handle(ctx context.Context, env envelope) {
 	}
 	if herr == nil {
 		herr = o.commit(ctx, req.ID, tc)
-	} else if err := o.db.Rollback(ctx); err != nil {
+	} else if err := o.db.Rollback(context.WithoutCancel(ctx)); err != nil {
 		o.rt.log.Error("rollback failed", logNS, o.ns.name, logID, o.id, logErr, err)
 		o.broken = err
 	}
@@ -387,7 +387,7 @@ func (o *object) invoke(ctx context.Context, req *Request) (resp *Response, err 
 func (o *object) commit(ctx context.Context, reqID string, tc storage.TxContext) error {
 	size := journal.TxnSize(&storage.Txn{RequestID: reqID, Mutations: o.db.Pending()})
 	if size > o.rt.maxSize {
-		if err := o.db.Rollback(ctx); err != nil {
+		if err := o.db.Rollback(context.WithoutCancel(ctx)); err != nil {
 			o.broken = err
 		}
 		return fmt.Errorf("%w: %d bytes, the journal takes at most %d", storage.ErrTransactionTooLarge, size, o.rt.maxSize)
