@@ -401,22 +401,14 @@ func (e *benchEnv) alarmOne(ctx context.Context, profile string) (*benchResult, 
 // counted in late_sets (their alarm was stored as "now").
 func (e *benchEnv) alarmMany(ctx context.Context, profile string) (_ *benchResult, err error) {
 	o := e.o
-	prefix, journal := e.prefix+"a", strings.Replace(e.journal, "_JOURNAL", "_ALARM_JOURNAL", 1)
-	rt, err := e.startRuntime(ctx, prefix, journal, 0)
+	rt, done, err := e.ownRuntime(ctx, "a", "_ALARM_JOURNAL", 0)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		err = errors.Join(err, closeBenchRuntime(rt))
-		if e.srv == nil {
-			dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			err = errors.Join(err, e.jss[0].DeleteStream(dctx, journal), e.jss[0].DeleteStream(dctx, journal+"_ALARMS"))
-		}
-	}()
+	defer func() { err = errors.Join(err, done()) }()
 	nss := make([]*actor.NamespaceClient, len(e.conns))
 	for i, nc := range e.conns {
-		c, err := actor.NewClient(nc, actor.ClientConfig{Prefix: prefix})
+		c, err := actor.NewClient(nc, actor.ClientConfig{Prefix: rt.Subjects().Prefix})
 		if err != nil {
 			return nil, err
 		}

@@ -253,6 +253,26 @@ func (e *benchEnv) startRuntime(ctx context.Context, prefix, journal string, idl
 	return rt, nil
 }
 
+// ownRuntime starts a runtime of a workload's own, under prefix
+// e.prefix+tag and a journal stream named with suffix. done closes it and,
+// on an external server, deletes its journal and alarm streams.
+func (e *benchEnv) ownRuntime(ctx context.Context, tag, suffix string, idle time.Duration) (_ *actor.Runtime, done func() error, _ error) {
+	prefix, journal := e.prefix+tag, strings.Replace(e.journal, "_JOURNAL", suffix, 1)
+	rt, err := e.startRuntime(ctx, prefix, journal, idle)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rt, func() error {
+		err := closeBenchRuntime(rt)
+		if e.srv == nil {
+			dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err = errors.Join(err, e.jss[0].DeleteStream(dctx, journal), e.jss[0].DeleteStream(dctx, journal+"_ALARMS"))
+		}
+		return err
+	}, nil
+}
+
 // syncFunc is the runtime's Config.Sync: in "always" mode, one fsync of
 // the store per group of acknowledged appends.
 func (e *benchEnv) syncFunc() func() error {
@@ -387,22 +407,14 @@ func (e *benchEnv) run(ctx context.Context, w benchWorkload, profile string) (*b
 // under its own prefix and journal stream.
 func (e *benchEnv) touch(ctx context.Context, profile string) (_ *benchResult, err error) {
 	o := e.o
-	prefix, journal := e.prefix+"t", strings.Replace(e.journal, "_JOURNAL", "_TOUCH_JOURNAL", 1)
-	rt, err := e.startRuntime(ctx, prefix, journal, o.idle)
+	rt, done, err := e.ownRuntime(ctx, "t", "_TOUCH_JOURNAL", o.idle)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		err = errors.Join(err, closeBenchRuntime(rt))
-		if e.srv == nil {
-			dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			err = errors.Join(err, e.jss[0].DeleteStream(dctx, journal))
-		}
-	}()
+	defer func() { err = errors.Join(err, done()) }()
 	ns := make([]*actor.NamespaceClient, len(e.conns))
 	for i, nc := range e.conns {
-		c, err := actor.NewClient(nc, actor.ClientConfig{Prefix: prefix})
+		c, err := actor.NewClient(nc, actor.ClientConfig{Prefix: rt.Subjects().Prefix})
 		if err != nil {
 			return nil, err
 		}

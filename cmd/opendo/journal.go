@@ -175,15 +175,20 @@ func parseObjSelection(pos []string, id string, cmd string) (objSelection, error
 		}
 		return objSelection{ns: ns}, nil
 	}
-	var name string
-	if len(pos) == 2 {
-		name = pos[1]
-	}
-	ref, err := newObjRef(ns, name, id)
+	ref, err := objRefArgs(pos, id)
 	if err != nil {
 		return objSelection{}, err
 	}
 	return objSelection{ns: ns, obj: &ref}, nil
+}
+
+// objRefArgs names one object from the arguments NS NAME, or NS with -id.
+func objRefArgs(pos []string, id string) (objRef, error) {
+	var name string
+	if len(pos) == 2 {
+		name = pos[1]
+	}
+	return newObjRef(pos[0], name, id)
 }
 
 // journalConn is a connection to the journal, over NATS or through a

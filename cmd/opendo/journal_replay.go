@@ -45,11 +45,7 @@ func runJournalReplay(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *out == "" {
 		return usageError{"replay needs -out FILE.db"}
 	}
-	var name string
-	if len(pos) == 2 {
-		name = pos[1]
-	}
-	ref, err := newObjRef(pos[0], name, f.id)
+	ref, err := objRefArgs(pos, f.id)
 	if err != nil {
 		return err
 	}

@@ -24,11 +24,7 @@ func runJournalShow(ctx context.Context, args []string, stdout, stderr io.Writer
 		fs.Usage()
 		return usageError{"show needs NS NAME or NS -id ID"}
 	}
-	var name string
-	if len(pos) == 2 {
-		name = pos[1]
-	}
-	ref, err := newObjRef(pos[0], name, f.id)
+	ref, err := objRefArgs(pos, f.id)
 	if err != nil {
 		return err
 	}
