@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/opendo/opendo/actor"
+	"github.com/opendo/opendo/internal/syncbuf"
 )
 
 const (
@@ -104,22 +105,7 @@ func moduleRoot() (string, error) {
 }
 
 // lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type lockedBuffer = syncbuf.Buffer
 
 // stdoutWatcher receives the child's stdout, keeps it, and reports the NATS
 // URL and the "ready" line as soon as they are printed.

@@ -103,6 +103,19 @@ type benchAlarmLog struct {
 	notify  chan struct{} // a firing was added
 }
 
+// wait blocks until a firing is added, deadline passes or ctx ends (its
+// error is returned).
+func (l *benchAlarmLog) wait(ctx context.Context, deadline time.Time) error {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-l.notify:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return ctx.Err()
+}
+
 func newBenchAlarmLog() *benchAlarmLog {
 	return &benchAlarmLog{notify: make(chan struct{}, 1)}
 }
@@ -337,15 +350,9 @@ func (e *benchEnv) alarmOne(ctx context.Context, profile string) (*benchResult, 
 				}
 				return true, nil
 			}
-			t := time.NewTimer(time.Until(deadline))
-			select {
-			case <-e.alarmLog.notify:
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return false, ctx.Err()
+			if err := e.alarmLog.wait(ctx, deadline); err != nil {
+				return false, err
 			}
-			t.Stop()
 		}
 	}
 	if o.warmup > 0 {
@@ -555,14 +562,7 @@ func (e *benchEnv) alarmMany(ctx context.Context, profile string) (_ *benchResul
 		if len(fired) == len(want) || !time.Now().Before(deadline) {
 			break
 		}
-		t := time.NewTimer(time.Until(deadline))
-		select {
-		case <-e.alarmLog.notify:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		if err := ctx.Err(); err != nil {
+		if err := e.alarmLog.wait(ctx, deadline); err != nil {
 			return nil, err
 		}
 	}
