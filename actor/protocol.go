@@ -104,7 +104,8 @@ func toError(err error) *Error {
 	case errors.Is(err, storage.ErrInvalidArgument), errors.Is(err, storage.ErrInvalidState),
 		errors.Is(err, storage.ErrSQL), errors.Is(err, storage.ErrForbiddenSQL),
 		errors.Is(err, storage.ErrReservedName), errors.Is(err, storage.ErrNotFound),
-		errors.Is(err, storage.ErrMultipleRows):
+		errors.Is(err, storage.ErrMultipleRows), errors.Is(err, storage.ErrInvalidBookmark),
+		errors.Is(err, storage.ErrBookmarkExpired):
 		status, code = http.StatusBadRequest, CodeInvalidArgument
 	case errors.Is(err, storage.ErrTransactionTooLarge):
 		status, code = http.StatusRequestEntityTooLarge, CodeTooLarge

@@ -16,9 +16,20 @@ import (
 	"github.com/opendo/opendo/storage"
 )
 
-// Version is the format version this package writes. Decode reads it and
-// every older version.
-const Version = 1
+// Version is the newest format version this package writes. Decode reads
+// it and every older version. An entry is written in the oldest version
+// that can express it: version 1 unless it uses a version 2 feature (a
+// restore mutation or the FromSnapshot flag), so that older readers keep
+// reading journals that do not need the new features.
+const Version = 2
+
+// Entry flags (the byte after the version; version 2 and later).
+const (
+	// flagFromSnapshot: the entry applies to the state stored in the
+	// snapshot tagged with its own sequence, not to the state of the
+	// entries before it (the first entry of a fork).
+	flagFromSnapshot = 0x01
+)
 
 // Layout constants of the entry format (see doc.go).
 const (
@@ -49,6 +60,35 @@ type Entry struct {
 	CommitID ulid.ULID     // unique per entry; also the message's Nats-Msg-Id
 	Time     time.Time     // when the entry was written
 	Txns     []storage.Txn // at least one, in commit order
+	// FromSnapshot says that the state before this entry is not the state
+	// of the subject's earlier entries but the snapshot tagged with this
+	// entry's own sequence: `opendo journal fork` writes it on a fork's first
+	// entry. Version 2.
+	FromSnapshot bool
+}
+
+// version returns the oldest format version that can express e.
+func (e *Entry) version() byte {
+	if e.FromSnapshot {
+		return 2
+	}
+	for i := range e.Txns {
+		for j := range e.Txns[i].Mutations {
+			if e.Txns[i].Mutations[j].Op == storage.OpRestore {
+				return 2
+			}
+		}
+	}
+	return 1
+}
+
+// Restore returns the target sequence of e's restore mutation, if e is a
+// restore entry (its first transaction's first mutation is OpRestore).
+func (e *Entry) Restore() (target uint64, ok bool) {
+	if len(e.Txns) == 0 || len(e.Txns[0].Mutations) == 0 || e.Txns[0].Mutations[0].Op != storage.OpRestore {
+		return 0, false
+	}
+	return e.Txns[0].Mutations[0].Target, true
 }
 
 // MarshalBinary returns the encoding of e. It fails with ErrInvalidEntry
@@ -69,8 +109,15 @@ func (e *Entry) appendEntry(b []byte) ([]byte, error) {
 	if len(e.Txns) == 0 {
 		return b, fmt.Errorf("%w: no transactions", ErrInvalidEntry)
 	}
+	if err := e.checkRestore(); err != nil {
+		return b, err
+	}
 	start := len(b)
-	b = append(b, magic0, magic1, Version, 0)
+	var flags byte
+	if e.FromSnapshot {
+		flags |= flagFromSnapshot
+	}
+	b = append(b, magic0, magic1, e.version(), flags)
 	b = append(b, e.CommitID[:]...)
 	t, err := unixNano(e.Time)
 	if err != nil {
@@ -84,6 +131,20 @@ func (e *Entry) appendEntry(b []byte) ([]byte, error) {
 		}
 	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
+}
+
+// checkRestore enforces that a restore mutation is alone in its
+// transaction and that transaction alone in its entry: replay replaces the
+// whole state at a restore, so nothing may share its entry.
+func (e *Entry) checkRestore() error {
+	for i := range e.Txns {
+		for j, m := range e.Txns[i].Mutations {
+			if m.Op == storage.OpRestore && (len(e.Txns) != 1 || len(e.Txns[i].Mutations) != 1) {
+				return fmt.Errorf("%w: txn %d mutation %d: a restore must be the only mutation of its entry", ErrInvalidEntry, i, j)
+			}
+		}
+	}
+	return nil
 }
 
 func appendTxn(b []byte, tx *storage.Txn) ([]byte, error) {
@@ -115,6 +176,8 @@ func appendTxn(b []byte, tx *storage.Txn) ([]byte, error) {
 			}
 		case storage.OpSetAlarm:
 			b = binary.AppendVarint(b, m.Alarm)
+		case storage.OpRestore:
+			b = binary.AppendUvarint(b, m.Target)
 		default:
 			return b, fmt.Errorf("mutation %d: unknown op %v", j, m.Op)
 		}
@@ -219,11 +282,12 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 	if b[0] != magic0 || b[1] != magic1 {
 		return corruptf("bad magic %q", b[:2])
 	}
-	if b[2] != Version {
-		return versionError{got: b[2]}
+	version, flags := b[2], b[3]
+	if version < 1 || version > Version {
+		return versionError{got: version}
 	}
-	if b[3] != 0 {
-		return corruptf("unknown flags %#02x", b[3])
+	if version < 2 && flags != 0 || flags&^flagFromSnapshot != 0 {
+		return corruptf("unknown flags %#02x in a version %d entry", flags, version)
 	}
 	if len(b) < headerSize+1+minTxnSize+crcSize {
 		return corruptf("%d bytes, too short", len(b))
@@ -235,7 +299,8 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 	var d Entry
 	copy(d.CommitID[:], body[4:20])
 	d.Time = fromUnixNano(int64(binary.BigEndian.Uint64(body[20:28])))
-	r := reader{b: body, off: headerSize}
+	d.FromSnapshot = flags&flagFromSnapshot != 0
+	r := reader{b: body, off: headerSize, version: version}
 	n := r.count("txn", minTxnSize)
 	if r.err == nil && n == 0 {
 		r.fail("no transactions")
@@ -252,6 +317,13 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 	if r.err != nil {
 		return r.err
 	}
+	if err := d.checkRestore(); err != nil {
+		return corruptf("%v", err)
+	}
+	if v := d.version(); v != version {
+		// Canonical: the encoder writes the oldest version that fits.
+		return corruptf("a version %d entry that version %d expresses", version, v)
+	}
 	*e = d
 	return nil
 }
@@ -263,9 +335,10 @@ func corruptf(format string, args ...any) error {
 // reader decodes the body of an entry. The first error sticks: later calls
 // return zero values, so callers check r.err only where it matters.
 type reader struct {
-	b   []byte
-	off int
-	err error
+	b       []byte
+	off     int
+	err     error
+	version byte
 }
 
 func (r *reader) fail(format string, args ...any) {
@@ -404,6 +477,13 @@ func (r *reader) txn(tx *storage.Txn) {
 			}
 		case storage.OpSetAlarm:
 			m.Alarm = r.varint()
+		case storage.OpRestore:
+			if r.version < 2 {
+				r.off--
+				r.fail("unknown op %d", m.Op)
+				break
+			}
+			m.Target = r.uvarint()
 		default:
 			if r.err == nil {
 				r.off--
@@ -437,7 +517,11 @@ func (r *reader) arg() any {
 // String returns a readable multi-line dump of e, as in testdata/*.txt.
 func (e *Entry) String() string {
 	var s strings.Builder
-	fmt.Fprintf(&s, "entry commit=%s time=%s txns=%d\n", e.CommitID, fmtTime(e.Time), len(e.Txns))
+	fmt.Fprintf(&s, "entry commit=%s time=%s txns=%d", e.CommitID, fmtTime(e.Time), len(e.Txns))
+	if e.FromSnapshot {
+		s.WriteString(" fromSnapshot")
+	}
+	s.WriteString("\n")
 	for i := range e.Txns {
 		tx := &e.Txns[i]
 		fmt.Fprintf(&s, "txn %d request=%q time=%s seed=%#016x mutations=%d\n",
@@ -461,6 +545,8 @@ func (e *Entry) String() string {
 				s.WriteString("]")
 			case storage.OpSetAlarm:
 				fmt.Fprintf(&s, " at=%s (%d ms)", fmtTime(time.UnixMilli(m.Alarm)), m.Alarm)
+			case storage.OpRestore:
+				fmt.Fprintf(&s, " target=%d", m.Target)
 			}
 			s.WriteString("\n")
 		}

@@ -69,6 +69,34 @@ func allOpsEntry() *Entry {
 	}
 }
 
+// restoreEntry is a bookmark restore: one transaction with one restore
+// mutation (format version 2).
+func restoreEntry() *Entry {
+	return &Entry{
+		CommitID: ulid.MustParse("01JQ0000000000000000000004"),
+		Time:     time.Date(2025, 3, 1, 12, 0, 3, 0, time.UTC),
+		Txns: []storage.Txn{{
+			RequestID: "req-restore",
+			Context:   storage.TxContext{Time: time.Date(2025, 3, 1, 12, 0, 3, 0, time.UTC), Seed: 7},
+			Mutations: []storage.Mutation{{Op: storage.OpRestore, Target: 300}},
+		}},
+	}
+}
+
+// forkEntry is a fork's first entry: a marker transaction on the state of
+// the snapshot tagged with the entry's sequence (format version 2).
+func forkEntry() *Entry {
+	return &Entry{
+		CommitID:     ulid.MustParse("01JQ0000000000000000000005"),
+		Time:         time.Date(2025, 3, 1, 12, 0, 4, 0, time.UTC),
+		FromSnapshot: true,
+		Txns: []storage.Txn{{
+			RequestID: "fork-of counter/0123456789abcdef0123456789abcdef@12",
+			Context:   storage.TxContext{Time: time.Date(2025, 3, 1, 12, 0, 4, 0, time.UTC), Seed: 8},
+		}},
+	}
+}
+
 // multiTxnEntry has several transactions, one without mutations, and
 // fields that need multi-byte varints.
 func multiTxnEntry() *Entry {
@@ -152,7 +180,8 @@ func TestDecodeCorrupt(t *testing.T) {
 		want error
 	}{
 		{"empty", nil, ErrCorrupt},
-		{"version 2", withCRC(patch(good, 2, 2)), ErrVersion},
+		{"version 3", withCRC(patch(good, 2, 3)), ErrVersion},
+		{"needless version 2", withCRC(patch(good, 2, 2)), ErrCorrupt},
 		{"version 0", withCRC(patch(good, 2, 0)), ErrVersion},
 		{"non-minimal varint", nonMinimal(), ErrCorrupt},
 		{"huge txn count", hugeCount(), ErrCorrupt},
@@ -173,6 +202,12 @@ func TestEncodeInvalid(t *testing.T) {
 		edit func(e *Entry)
 	}{
 		{"no txns", func(e *Entry) { e.Txns = nil }},
+		{"restore beside a put", func(e *Entry) {
+			e.Txns[0].Mutations = append(e.Txns[0].Mutations, storage.Mutation{Op: storage.OpRestore, Target: 1})
+		}},
+		{"restore beside a txn", func(e *Entry) {
+			e.Txns = append(e.Txns, restoreEntry().Txns...)
+		}},
 		{"unknown op", func(e *Entry) { e.Txns[0].Mutations[0].Op = 9 }},
 		{"int arg", func(e *Entry) { e.Txns[0].Mutations[4].Args[1] = 7 }},
 		{"bool arg", func(e *Entry) { e.Txns[0].Mutations[4].Args[1] = true }},
@@ -348,13 +383,20 @@ func randomEntry(rng *rand.Rand) *Entry {
 			tx.Mutations[j] = m
 		}
 	}
+	switch rng.IntN(8) {
+	case 0: // a restore entry
+		e.Txns = e.Txns[:1]
+		e.Txns[0].Mutations = []storage.Mutation{{Op: storage.OpRestore, Target: rng.Uint64() >> rng.IntN(64)}}
+	case 1:
+		e.FromSnapshot = true
+	}
 	return e
 }
 
 // sameEntry compares entries, floats by their bits (so NaN equals itself)
 // and times with Equal.
 func sameEntry(a, b *Entry) bool {
-	if a.CommitID != b.CommitID || !a.Time.Equal(b.Time) || len(a.Txns) != len(b.Txns) {
+	if a.CommitID != b.CommitID || !a.Time.Equal(b.Time) || len(a.Txns) != len(b.Txns) || a.FromSnapshot != b.FromSnapshot {
 		return false
 	}
 	for i := range a.Txns {
@@ -366,7 +408,7 @@ func sameEntry(a, b *Entry) bool {
 		for j := range x.Mutations {
 			m, n := &x.Mutations[j], &y.Mutations[j]
 			if m.Op != n.Op || m.Key != n.Key || !bytes.Equal(m.Value, n.Value) || m.SQL != n.SQL ||
-				m.Alarm != n.Alarm || len(m.Args) != len(n.Args) {
+				m.Alarm != n.Alarm || m.Target != n.Target || len(m.Args) != len(n.Args) {
 				return false
 			}
 			for k := range m.Args {

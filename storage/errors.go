@@ -35,6 +35,11 @@ var (
 	// ErrTransactionTooLarge: one transaction's journal record would exceed
 	// the journal's maximum message size.
 	ErrTransactionTooLarge = errors.New("storage: transaction too large")
+	// ErrInvalidBookmark: a string is not a bookmark of this object.
+	ErrInvalidBookmark = errors.New("storage: invalid bookmark")
+	// ErrBookmarkExpired: the history a bookmark or a time needs is no
+	// longer kept (journal retention).
+	ErrBookmarkExpired = errors.New("storage: bookmark expired")
 	// ErrNotImplemented: the feature is not built yet.
 	ErrNotImplemented = errors.New("storage: not implemented")
 )

@@ -91,6 +91,37 @@ type Storage interface {
 	Sync(ctx context.Context) error
 	// DatabaseSize returns the bytes in use by the object's database.
 	DatabaseSize(ctx context.Context) (int64, error)
+	Bookmarks
+}
+
+// Bookmarks is point-in-time recovery from inside an object, like
+// Cloudflare's bookmarks. A bookmark is an opaque string naming the
+// object's state as of one of its journal entries; bookmarks of one object
+// sort as strings in history order. Only a journaled runtime (package
+// actor) has them; elsewhere the methods return ErrNotImplemented.
+// docs/bookmarks.md has the details.
+type Bookmarks interface {
+	// Bookmark returns a bookmark of the state left by every transaction
+	// committed before the current request, waiting until they are
+	// journaled. The current request's own writes are not part of it.
+	Bookmark(ctx context.Context) (string, error)
+	// BookmarkForTime returns a bookmark of the state as of t: after the
+	// last journal entry written at or before t (entries carry the
+	// runtime clock's time). A t before the object's first entry names the
+	// empty state. It fails with ErrBookmarkExpired if the history of t is
+	// no longer kept.
+	BookmarkForTime(ctx context.Context, t time.Time) (string, error)
+	// RestoreBookmark asks for the object's state to become the one named
+	// by bookmark, and returns a bookmark of the state before the restore
+	// (to undo it). The restore is journaled as the current request's
+	// transaction, replacing the request's own writes (made before or
+	// after the call; they are discarded). It applies when the request
+	// returns successfully: the object is then closed, and its next
+	// activation (the next request or alarm) sees the restored state, its
+	// KV pairs, SQL tables and alarm. Until the request returns, it sees
+	// the current state. Errors wrap ErrInvalidBookmark (not a bookmark of
+	// this object) or ErrBookmarkExpired (history purged).
+	RestoreBookmark(ctx context.Context, bookmark string) (undo string, err error)
 }
 
 // SQL runs SQL against the object's own database. Writes are journaled with
@@ -123,6 +154,10 @@ const (
 	OpSQL         Op = 4 // SQL, Args
 	OpSetAlarm    Op = 5 // Alarm
 	OpDeleteAlarm Op = 6 // (no fields)
+	// OpRestore replaces the whole state (KV, SQL, alarm) by the object's
+	// state as of journal sequence Target (a bookmark restore). It is alone
+	// in its transaction, and that transaction alone in its journal entry.
+	OpRestore Op = 7 // Target
 )
 
 func (o Op) String() string {
@@ -139,6 +174,8 @@ func (o Op) String() string {
 		return "setAlarm"
 	case OpDeleteAlarm:
 		return "deleteAlarm"
+	case OpRestore:
+		return "restore"
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }
@@ -153,6 +190,9 @@ type Mutation struct {
 	SQL   string // OpSQL: one statement
 	Args  []any  // OpSQL: nil, int64, float64, string or []byte
 	Alarm int64  // OpSetAlarm: Unix milliseconds
+	// Target is, for OpRestore, the journal sequence of the object's entry
+	// whose state is restored (0: the empty state before the first entry).
+	Target uint64
 }
 
 // TxContext holds a transaction's deterministic inputs: SQL functions that

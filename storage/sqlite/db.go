@@ -552,6 +552,10 @@ func (db *DB) replay(index int, m *storage.Mutation) error {
 		return err
 	case storage.OpSQL:
 		return db.replaySQL(index, m)
+	case storage.OpRestore:
+		// The journal reader resolves restores (it builds the target state);
+		// Apply only ever sees the transactions around them.
+		return fmt.Errorf("%w: a restore mutation cannot be applied to a file; rebuild the state it names", storage.ErrInvalidArgument)
 	}
 	return fmt.Errorf("%w: unknown mutation op %d", storage.ErrInvalidArgument, m.Op)
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/opendo/opendo/storage"
 )
@@ -137,3 +138,19 @@ func (s *store) DatabaseSize(ctx context.Context) (int64, error) {
 
 // SQL returns the object's SQL API.
 func (s *store) SQL() storage.SQL { return s.sql }
+
+// errNoBookmarks: bookmarks name journal entries; a bare database has none.
+var errNoBookmarks = fmt.Errorf("%w: bookmarks need the runtime's journal (package actor)", storage.ErrNotImplemented)
+
+// Bookmark returns storage.ErrNotImplemented: the runtime provides it.
+func (s *store) Bookmark(ctx context.Context) (string, error) { return "", errNoBookmarks }
+
+// BookmarkForTime returns storage.ErrNotImplemented: the runtime provides it.
+func (s *store) BookmarkForTime(ctx context.Context, t time.Time) (string, error) {
+	return "", errNoBookmarks
+}
+
+// RestoreBookmark returns storage.ErrNotImplemented: the runtime provides it.
+func (s *store) RestoreBookmark(ctx context.Context, bookmark string) (string, error) {
+	return "", errNoBookmarks
+}
