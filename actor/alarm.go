@@ -97,6 +97,7 @@ func (o *object) fire(ctx context.Context, f alarms.Firing, ack func() error) {
 		return
 	}
 	reqID := "alarm-" + ulid.Make().String()
+	o.restoreTo = nil
 	herr := o.invokeAlarm(ctx, f)
 	if herr == nil {
 		// The alarm is done unless the handler set a new one.
@@ -116,6 +117,7 @@ func (o *object) fire(ctx context.Context, f alarms.Firing, ack func() error) {
 		o.holdAck(ack)
 		return
 	}
+	o.restoreTo = nil // the failed attempt's restore is abandoned with its writes
 	if err := o.db.Rollback(context.WithoutCancel(ctx)); err != nil {
 		o.broken = err
 		return

@@ -11,13 +11,13 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/opendo/opendo/alarms"
+	"github.com/opendo/opendo/internal/rebuild"
 	"github.com/opendo/opendo/journal"
 	"github.com/opendo/opendo/storage"
 	"github.com/opendo/opendo/storage/sqlite"
@@ -47,12 +47,14 @@ type object struct {
 	state   *State
 	handler Handler
 
-	lastSeq      uint64      // last durable journal sequence (the fence)
-	lastTx       uint64      // Seed of the last transaction at lastSeq
-	marked       uint64      // the last sequence recorded in the file (MarkDurable)
-	unmarked     int         // entries acknowledged since
-	sinceSnap    int         // entries since the last snapshot
-	snapshotting atomic.Bool // an upload is in flight
+	lastSeq      uint64        // last durable journal sequence (the fence)
+	lastTx       uint64        // Seed of the last transaction at lastSeq
+	lastCommit   ulid.ULID     // CommitID of the entry at lastSeq, if lastCommitOK
+	lastCommitOK bool          // lastCommit is known (it is read lazily after activation)
+	marked       uint64        // the last sequence recorded in the file (MarkDurable)
+	unmarked     int           // entries acknowledged since
+	sinceSnap    int           // entries since the last snapshot
+	snapDone     chan struct{} // closed when the snapshot in flight (upload, purge) is done; nil if none
 
 	// Output gate. Transactions committed locally go into open; at most
 	// one group (journal entry) is in flight. Replies wait in held until
@@ -65,6 +67,14 @@ type object struct {
 	durable   uint64 // last group durable: acknowledged (and synced, with Config.Sync)
 	held      []heldReply
 	broken    error // set when an append failed; the object must reset
+
+	// Bookmark restore: asked for by the current request (restoreTo), then
+	// the group holding its journal entry (restoreGroup). Once that group
+	// is durable the object closes; its next activation builds the
+	// restored state.
+	restoreTo    *restoreRequest
+	restoreGroup uint64
+	restoreAlarm alarmEffect // the restored state's alarm
 
 	// Alarm: the durable alarm (Unix ms, 0 = none), the attempt the object
 	// waits for, and the local timer that fires it on time.
@@ -85,7 +95,8 @@ type heldReply struct {
 type appendResult struct {
 	group  uint64
 	seq    uint64
-	lastTx uint64 // Seed of the entry's last transaction
+	commit ulid.ULID // the entry's CommitID
+	lastTx uint64    // Seed of the entry's last transaction
 	alarm  alarmEffect
 	err    error
 }
@@ -174,6 +185,10 @@ func (o *object) run() {
 			o.reset()
 			return
 		}
+		if o.restoreGroup != 0 {
+			o.finishRestore()
+			return
+		}
 		o.maybeSnapshot()
 		if !idle.Stop() {
 			select {
@@ -240,16 +255,32 @@ func (o *object) activate(ctx context.Context) error {
 		seq = 0
 	}
 	if seq < last {
-		// A snapshot ahead of the file is both faster than the journal and
-		// required: journal entries it covers may have been purged.
-		if db, seq, err = o.restoreSnapshot(ctx, db, path, seq, last); err != nil {
-			return err
-		}
-	}
-	if seq < last {
-		if err := o.catchUp(ctx, db, seq, last); err != nil {
+		src := o.source()
+		var st rebuild.Stats
+		if seq == 0 {
+			// No usable file: the latest snapshot (entries it covers may
+			// have been purged) or the whole history, and the tail.
 			db.Close()
-			return err
+			db, st, err = src.Build(ctx, path, last)
+		} else {
+			// A snapshot ahead of the file is faster than the journal, and
+			// required if the entries in between were purged.
+			if db, seq, err = o.restoreSnapshot(ctx, db, path, seq, last); err != nil {
+				return err
+			}
+			db, st, err = src.CatchUp(ctx, db, last)
+		}
+		if err != nil {
+			return fmt.Errorf("rebuild %s: %w", o.subject, err)
+		}
+		o.sinceSnap += st.Entries
+		if st.Restores > 0 && o.rt.cfg.SnapshotEvery >= 0 {
+			// Snapshot the restored state soon: rebuilding it needs the
+			// restore's target, whose history retention will purge.
+			o.sinceSnap = o.rt.cfg.SnapshotEvery
+		}
+		for _, err := range st.Skips {
+			o.rt.log.Warn("skipped a snapshot", logNS, o.ns.name, logID, o.id, logErr, err)
 		}
 	}
 	o.db = db
@@ -301,36 +332,6 @@ func (o *object) findTx(ctx context.Context, seq, last, tx uint64) (uint64, bool
 	return at, at != 0, nil
 }
 
-// catchUp applies journal entries after seq up to last, in batches.
-func (o *object) catchUp(ctx context.Context, db *sqlite.DB, seq, last uint64) error {
-	const batch = 256
-	var txns []storage.Txn
-	var n int
-	var at uint64
-	err := o.rt.jr.Read(ctx, o.subject, seq, last, func(s uint64, e *journal.Entry) error {
-		txns = append(txns, e.Txns...)
-		at = s
-		n++
-		o.sinceSnap++
-		if n%batch == 0 {
-			if err := db.Apply(ctx, at, txns); err != nil {
-				return err
-			}
-			txns = txns[:0]
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("catch up %s: %w", o.subject, err)
-	}
-	if len(txns) > 0 || at != 0 {
-		if err := db.Apply(ctx, at, txns); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (o *object) handle(ctx context.Context, env envelope) {
 	m := env.msg
 	if env.name != "" && o.state.name == "" {
@@ -349,6 +350,7 @@ func (o *object) handle(ctx context.Context, env envelope) {
 		o.reply(m, encodeError(m.Reply, Errorf(http.StatusInternalServerError, CodeInternal, "begin: %v", err)))
 		return
 	}
+	o.restoreTo = nil
 	resp, herr := o.invoke(ctx, req)
 	if herr == nil && o.broken != nil {
 		herr = Errorf(http.StatusServiceUnavailable, CodeUnavailable, "journal append failed: %v", o.broken)
@@ -385,6 +387,9 @@ func (o *object) invoke(ctx context.Context, req *Request) (resp *Response, err 
 // commit commits the request's transaction locally and queues it for the
 // journal.
 func (o *object) commit(ctx context.Context, reqID string, tc storage.TxContext) error {
+	if o.restoreTo != nil {
+		return o.commitRestore(ctx, reqID, tc)
+	}
 	size := journal.TxnSize(&storage.Txn{RequestID: reqID, Mutations: o.db.Pending()})
 	if size > o.rt.maxSize {
 		if err := o.db.Rollback(context.WithoutCancel(ctx)); err != nil {
@@ -436,6 +441,9 @@ func (o *object) flush() {
 	group, expected := o.sentGroup, o.lastSeq
 	lastTx := e.Txns[len(e.Txns)-1].Context.Seed
 	effect := alarmEffectOf(e.Txns)
+	if _, ok := e.Restore(); ok {
+		effect = o.restoreAlarm
+	}
 	o.rt.wg.Add(1)
 	go func() {
 		defer o.rt.wg.Done()
@@ -458,7 +466,7 @@ func (o *object) flush() {
 				o.rt.log.Warn("cancel alarm schedule failed", logNS, o.ns.name, logID, o.id, logErr, cerr)
 			}
 		}
-		o.acks <- appendResult{group: group, seq: seq, lastTx: lastTx, alarm: effect, err: err}
+		o.acks <- appendResult{group: group, seq: seq, commit: e.CommitID, lastTx: lastTx, alarm: effect, err: err}
 	}()
 }
 
@@ -545,6 +553,7 @@ func (o *object) onAck(r appendResult) {
 	}
 	o.lastSeq = r.seq
 	o.lastTx = r.lastTx
+	o.lastCommit, o.lastCommitOK = r.commit, true
 	o.acked = r.group
 	if r.alarm.changed {
 		o.retry = 0

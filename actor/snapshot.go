@@ -16,7 +16,7 @@ import (
 func (o *object) maybeSnapshot() {
 	every := o.rt.cfg.SnapshotEvery
 	if every < 0 || o.sinceSnap < every || o.inflight || len(o.open) > 0 || len(o.held) > 0 ||
-		o.db == nil || o.broken != nil || o.snapshotting.Load() {
+		o.db == nil || o.broken != nil || !o.snapshotIdle() {
 		return
 	}
 	o.markDurable()
@@ -28,11 +28,12 @@ func (o *object) maybeSnapshot() {
 		return
 	}
 	o.sinceSnap = 0
-	o.snapshotting.Store(true)
+	done := make(chan struct{})
+	o.snapDone = done
 	o.rt.wg.Add(1)
 	go func() {
 		defer o.rt.wg.Done()
-		defer o.snapshotting.Store(false)
+		defer close(done)
 		defer os.Remove(tmp)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*o.rt.cfg.AppendTimeout)
 		defer cancel()
@@ -50,6 +51,34 @@ func (o *object) maybeSnapshot() {
 			o.rt.log.Warn("journal purge failed", logNS, o.ns.name, logID, o.id, logErr, err)
 		}
 	}()
+}
+
+// snapshotIdle reports whether no snapshot upload or purge is in flight.
+func (o *object) snapshotIdle() bool {
+	if o.snapDone == nil {
+		return true
+	}
+	select {
+	case <-o.snapDone:
+		o.snapDone = nil
+		return true
+	default:
+		return false
+	}
+}
+
+// waitSnapshot waits until no snapshot upload or purge is in flight.
+func (o *object) waitSnapshot(ctx context.Context) error {
+	if o.snapDone == nil {
+		return nil
+	}
+	select {
+	case <-o.snapDone:
+		o.snapDone = nil
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // restoreSnapshot replaces db (at journal sequence seq) by the latest

@@ -20,7 +20,8 @@ type Counter struct {
 // New is the counter's actor.Factory.
 func New(state *actor.State) actor.Handler { return &Counter{state: state} }
 
-// Handle serves "incr" and "get".
+// Handle serves "incr" and "get", and "bookmark" and "restore" (point-in-time
+// restore, see storage.Bookmarks).
 func (c *Counter) Handle(ctx context.Context, req *actor.Request) (*actor.Response, error) {
 	st := c.state.Storage()
 	n, _, err := storage.GetInt(ctx, st, "n")
@@ -34,6 +35,18 @@ func (c *Counter) Handle(ctx context.Context, req *actor.Request) (*actor.Respon
 			return nil, err
 		}
 	case "get", "/get", "":
+	case "bookmark", "/bookmark":
+		b, err := st.Bookmark(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return actor.Text(b), nil
+	case "restore", "/restore":
+		undo, err := st.RestoreBookmark(ctx, string(req.Body))
+		if err != nil {
+			return nil, err
+		}
+		return actor.Text(undo), nil
 	default:
 		return &actor.Response{Status: http.StatusNotFound, Body: []byte("unknown path " + strconv.Quote(req.Path))}, nil
 	}
