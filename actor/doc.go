@@ -27,6 +27,14 @@
 // its caller gets an error reply; a panicking handler is rebuilt by its
 // factory. Other objects do not notice.
 //
+// # Bookmarks
+//
+// Storage().Bookmark, BookmarkForTime and RestoreBookmark give objects
+// point-in-time restore, like Cloudflare's bookmarks: a restore is
+// journaled as the request's transaction, the object closes once it is
+// durable, and the next activation rebuilds the state the bookmark names
+// (docs/bookmarks.md).
+//
 // # Lifecycle
 //
 // New → Register → Start → Close. Objects idle for Config.IdleTimeout are

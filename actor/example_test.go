@@ -64,6 +64,64 @@ func Example() {
 	// hello bob #1 from lobby
 }
 
+// An object goes back to an earlier state of its own with a bookmark.
+func Example_bookmark() {
+	dir, _ := os.MkdirTemp("", "opendo-example")
+	defer os.RemoveAll(dir)
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown(context.Background())
+	nc, _ := srv.Connect("example")
+	defer nc.Close()
+
+	rt, _ := actor.New(actor.Config{Conn: nc, DataDir: filepath.Join(dir, "objects")})
+	rt.Register("doc", func(state *actor.State) actor.Handler {
+		return actor.HandlerFunc(func(ctx context.Context, req *actor.Request) (*actor.Response, error) {
+			st := state.Storage()
+			switch req.Path {
+			case "write":
+				return nil, st.Put(ctx, "text", req.Body)
+			case "bookmark":
+				b, err := st.Bookmark(ctx)
+				return actor.Text(b), err
+			case "restore":
+				undo, err := st.RestoreBookmark(ctx, string(req.Body))
+				return actor.Text(undo), err
+			}
+			v, _, err := st.Get(ctx, "text")
+			return actor.Bytes(v), err
+		})
+	})
+	if err := rt.Start(context.Background()); err != nil {
+		panic(err)
+	}
+	defer rt.Close(context.Background())
+
+	client, _ := actor.NewClient(nc, actor.ClientConfig{})
+	doc := client.Namespace("doc").Get("readme")
+	call := func(path, body string) string {
+		resp, err := doc.Do(context.Background(), path, []byte(body))
+		if err != nil {
+			panic(err)
+		}
+		return string(resp.Body)
+	}
+	call("write", "first draft")
+	good := call("bookmark", "")
+	call("write", "oops, overwritten")
+	fmt.Println(call("read", ""))
+	undo := call("restore", good)
+	fmt.Println(call("read", ""))
+	call("restore", undo)
+	fmt.Println(call("read", ""))
+	// Output:
+	// oops, overwritten
+	// first draft
+	// oops, overwritten
+}
+
 func ExampleNameID() {
 	fmt.Println(actor.NameID("counter", "my-counter"))
 	// Output: 6de1a1491c5b0fab20594b167787364f
