@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -82,6 +83,12 @@ func (s objectStorage) BookmarkForTime(ctx context.Context, t time.Time) (string
 
 var errStopRead = errors.New("stop reading")
 
+// invalidBookmark turns the journal's ErrInvalidBookmark into storage's.
+func invalidBookmark(err error) error {
+	msg := strings.TrimPrefix(err.Error(), journal.ErrInvalidBookmark.Error()+": ")
+	return fmt.Errorf("%w: %s", storage.ErrInvalidBookmark, msg)
+}
+
 // RestoreBookmark validates bookmark, builds its state once to learn its
 // alarm (and to be sure it can be built), and makes the current request's
 // transaction a restore to it.
@@ -92,7 +99,7 @@ func (s objectStorage) RestoreBookmark(ctx context.Context, bookmark string) (st
 	o := s.o
 	b, err := journal.ParseBookmark(bookmark)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", storage.ErrInvalidBookmark, err)
+		return "", invalidBookmark(err)
 	}
 	undo, err := o.currentBookmark(ctx)
 	if err != nil {
@@ -112,7 +119,7 @@ func (s objectStorage) RestoreBookmark(ctx context.Context, bookmark string) (st
 			if first, _, ferr := o.rt.jr.Origin(ctx, o.subject); ferr == nil && b.Seq < first {
 				return "", fmt.Errorf("%w: %s: the history before seq %d was purged (retention)", storage.ErrBookmarkExpired, bookmark, first)
 			}
-			return "", fmt.Errorf("%w: %v", storage.ErrInvalidBookmark, err)
+			return "", invalidBookmark(err)
 		}
 		return "", o.journalError("check the bookmark", err)
 	}
