@@ -28,14 +28,21 @@ const journalUsage = `usage: opendo journal <subcommand> [flags] [args]
 
 subcommands:
   ls      [NS [NAME]]                     objects with their entry count, first and last sequence, latest snapshot, last write
-  show    NS NAME                         an object's entries (-from SEQ, -to SEQ, -json)
-  replay  NS NAME -out FILE.db            materialize the object as of -to SEQ or -at TIME into a SQLite file
-  fork    NS NAME NEWNAME                 a new object with the object's state as of -to SEQ or -at TIME
+  show    NS NAME                         an object's entries (-from SEQ, -to SEQ|BOOKMARK, -json; -restores: its restorations only)
+  replay  NS NAME -out FILE.db            materialize the object as of -to SEQ|BOOKMARK or -at TIME into a SQLite file
+  fork    NS NAME NEWNAME                 a new object with the object's state as of -to SEQ|BOOKMARK or -at TIME
   verify  [NS [NAME]]                     rebuild objects from their snapshot and journal, compare with their live files
   tail    [NS [NAME]]                     follow new entries until Ctrl-C
 
 An object is NS NAME (by name) or NS -id ID. Flags may follow the arguments.
-Sequences are the journal stream's, shared by every object.
+Sequences are the journal stream's, shared by every object. A BOOKMARK
+(SEQ-COMMITID, as a handler's Storage().Bookmark and 'show -restores' print
+it) names an object's state after one of its entries: -to takes one of the
+object's own bookmarks, and refuses another object's.
+
+A restore entry (a handler's Storage().RestoreBookmark) makes an object's
+state its state as of an earlier entry: show prints it as "restore to seq N",
+replay, fork and verify build the state it names.
 
 With -nats URL the commands use a running NATS server. Without it they open
 the JetStream store of -data (default ./.opendo) in this process, which only
@@ -485,7 +492,7 @@ func parseJournalAt(s string) (time.Time, error) {
 // journalPoint is where replay and fork stop: the last entry with sequence at
 // most to (0: no bound) and, if at is set, entry time at most at.
 type journalPoint struct {
-	to uint64
+	to seqFlag
 	at time.Time
 }
 
@@ -493,25 +500,35 @@ func (p journalPoint) String() string {
 	switch {
 	case !p.at.IsZero():
 		return "at " + fmtEntryTime(p.at)
-	case p.to != 0:
-		return "at seq " + strconv.FormatUint(p.to, 10)
+	case p.to.bm != nil:
+		return "at seq " + strconv.FormatUint(p.to.seq, 10) + " (bookmark " + p.to.bm.String() + ")"
+	case p.to.seq != 0:
+		return "at seq " + strconv.FormatUint(p.to.seq, 10)
 	}
 	return "at its last entry"
 }
 
-// resolve returns the sequence of the last entry of subject at p. With -at
-// it reads the journal up to p.to and keeps the last entry whose time is at
-// most p.at (entries are in sequence order; their times normally are too).
-// Without -at it returns p.to unchanged, 0 meaning the last entry.
+// resolve returns the sequence of the last entry of subject at p. A
+// bookmark given as -to must be one of subject's. With -at it reads the
+// journal up to p.to and keeps the last entry whose time is at most p.at
+// (entries are in sequence order; their times normally are too). Without
+// -at it returns p.to unchanged, 0 meaning the last entry.
 func (p journalPoint) resolve(ctx context.Context, c *journalConn, subject string) (uint64, error) {
-	if p.at.IsZero() {
-		return p.to, nil
+	if err := p.to.check(ctx, c.jr, subject); err != nil {
+		return 0, err
 	}
-	var upto uint64
-	var first time.Time
-	err := c.jr.Read(ctx, subject, 0, p.to, func(seq uint64, e *journal.Entry) error {
-		if first.IsZero() {
-			first = e.Time
+	if p.at.IsZero() {
+		return p.to.seq, nil
+	}
+	var (
+		upto      uint64
+		first     time.Time
+		firstSeq  uint64
+		firstFork bool // the first entry starts from a snapshot: a fork's
+	)
+	err := c.jr.Read(ctx, subject, 0, p.to.seq, func(seq uint64, e *journal.Entry) error {
+		if firstSeq == 0 {
+			first, firstSeq, firstFork = e.Time, seq, e.FromSnapshot
 		}
 		if !e.Time.After(p.at) {
 			upto = seq
@@ -521,31 +538,84 @@ func (p journalPoint) resolve(ctx context.Context, c *journalConn, subject strin
 	if err != nil {
 		return 0, err
 	}
-	if upto == 0 {
-		err := fmt.Errorf("no entries up to seq %d", p.to)
-		if !first.IsZero() {
-			err = fmt.Errorf("no entry at or before %s: the first one was written at %s", fmtEntryTime(p.at), fmtEntryTime(first))
-		}
-		// Entries before the first one left may have been purged.
-		if h, herr := c.history(ctx, subject); herr == nil && len(h.snaps) > 0 {
-			err = fmt.Errorf("%w; %w", err, h.check(0))
-		}
-		return 0, err
+	if upto != 0 {
+		return upto, nil
 	}
-	return upto, nil
+	if firstSeq == 0 {
+		return 0, fmt.Errorf("no entries up to seq %d", p.to.seq)
+	}
+	err = fmt.Errorf("no entry at or before %s: the first one, seq %d, was written at %s", fmtEntryTime(p.at), firstSeq, fmtEntryTime(first))
+	if firstFork {
+		return 0, fmt.Errorf("%w (it is a fork: its history starts there)", err)
+	}
+	// Entries before the first one left may have been purged.
+	if _, fromStart, oerr := c.jr.Origin(ctx, subject); oerr == nil && !fromStart {
+		err = fmt.Errorf("%w; history before seq %d was purged (retention)", err, firstSeq)
+	}
+	return 0, err
+}
+
+// seqFlag is the value of -to: a sequence, or a bookmark (which means its
+// sequence, once check has made sure it is one of the object's).
+type seqFlag struct {
+	seq uint64
+	bm  *journal.Bookmark
+}
+
+func (f *seqFlag) String() string {
+	if f.bm != nil {
+		return f.bm.String()
+	}
+	if f.seq == 0 {
+		return ""
+	}
+	return strconv.FormatUint(f.seq, 10)
+}
+
+func (f *seqFlag) Set(s string) error {
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		f.seq, f.bm = n, nil
+		return nil
+	}
+	b, err := journal.ParseBookmark(s)
+	if err != nil {
+		return fmt.Errorf("want a sequence or a bookmark: %w", err)
+	}
+	if b.Seq == 0 {
+		return fmt.Errorf("bookmark %s names the empty state before the first entry", s)
+	}
+	f.seq, f.bm = b.Seq, &b
+	return nil
+}
+
+// set reports whether the flag was given (and not as 0).
+func (f *seqFlag) set() bool { return f.seq != 0 }
+
+// check returns an error unless the bookmark given, if any, is one of
+// subject's: the entry at its sequence is subject's and has its commit ID.
+func (f *seqFlag) check(ctx context.Context, jr *journal.Journal, subject string) error {
+	if f.bm == nil {
+		return nil
+	}
+	if err := jr.Check(ctx, subject, *f.bm); err != nil {
+		return fmt.Errorf("-to: %w", err)
+	}
+	return nil
 }
 
 // journalPointFlags registers -to and -at.
-func journalPointFlags(fs *flag.FlagSet) (to *uint64, at *string) {
-	to = fs.Uint64("to", 0, "stop at this sequence: the last entry with seq <= `SEQ` (default: the last entry)")
+func journalPointFlags(fs *flag.FlagSet) (to *seqFlag, at *string) {
+	to = new(seqFlag)
+	fs.Var(to, "to", "stop at the state as of `SEQ|BOOKMARK`: the last entry with seq <= SEQ (default: the last entry), "+
+		"or the entry a bookmark of the object names (SEQ-COMMITID, as 'show -restores' and Storage().Bookmark print it; another object's is refused)")
 	at = fs.String("at", "", "stop at the last entry written at or before `TIME` (RFC 3339)")
 	return to, at
 }
 
-func parseJournalPoint(to uint64, at string) (journalPoint, error) {
-	p := journalPoint{to: to}
+func parseJournalPoint(to *seqFlag, at string) (journalPoint, error) {
+	p := journalPoint{to: *to}
 	if at != "" {
-		if to != 0 {
+		if to.set() {
 			return journalPoint{}, usageError{"-to and -at are exclusive"}
 		}
 		t, err := parseJournalAt(at)

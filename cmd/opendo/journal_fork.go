@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,7 @@ func runJournalFork(ctx context.Context, args []string, stdout, stderr io.Writer
 	if dst.id == src.id {
 		return usageError{"the new object is the source object"}
 	}
-	pt, err := parseJournalPoint(*to, *at)
+	pt, err := parseJournalPoint(to, *at)
 	if err != nil {
 		return err
 	}
@@ -93,68 +94,115 @@ func runJournalFork(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("%s: %w", src, err)
 	}
-	h, err := c.history(ctx, srcSubject)
+	snaps, err := c.snapshotList(ctx, srcSubject)
 	if err != nil {
 		return err
 	}
-	if len(h.snaps) > 0 {
-		// The source's early history may be purged: its entries alone
-		// cannot seed the new object.
+	_, fromStart, err := c.jr.Origin(ctx, srcSubject)
+	if err != nil {
+		return err
+	}
+	if len(snaps) > 0 || !fromStart {
+		// The source's early history may be purged, or it starts from a
+		// snapshot (a fork's): its entries alone cannot seed the new object.
 		return c.forkFromSnapshot(ctx, src, dst, srcSubject, dstSubject, pt, upto, stdout, stderr)
 	}
 
 	var (
-		copied      atomic.Int64
-		expected    uint64 // the new subject's last sequence: fencing
-		first, last uint64 // source sequences copied
-		firstNew    uint64
-		alarm       int64
-		hasAlarm    bool
+		copied   atomic.Int64
+		expected uint64 // the new subject's last sequence: fencing
+		copies   []forkCopy
+		restores int
 	)
 	prog := startJournalProgress(stderr, func() string {
 		return "forking " + src.String() + ": " + strconv.FormatInt(copied.Load(), 10) + " entries"
 	})
 	err = c.jr.Read(ctx, srcSubject, 0, upto, func(seq uint64, e *journal.Entry) error {
+		if e.FromSnapshot {
+			return fmt.Errorf("source seq %d starts from a snapshot: the entries before it do not make its state", seq)
+		}
 		fe := &journal.Entry{CommitID: ulid.Make(), Time: e.Time, Txns: e.Txns}
+		var at forkCopy // the state the entry applies to: the last entry's
+		if n := len(copies); n > 0 {
+			at = copies[n-1]
+		}
+		if target, ok := e.Restore(); ok {
+			// The target is a source sequence: the new object's state as
+			// of the copy of the source's last entry at or before it is
+			// the same state.
+			at = lastForkCopy(copies, target)
+			tx := e.Txns[0]
+			tx.Mutations = []storage.Mutation{{Op: storage.OpRestore, Target: at.dst}}
+			fe.Txns = []storage.Txn{tx}
+			restores++
+		} else {
+			at.alarm, at.hasAlarm = alarmAfter(e, at.alarm, at.hasAlarm)
+		}
 		s, err := c.jr.Append(ctx, dstSubject, expected, fe)
 		if err != nil {
 			return fmt.Errorf("append source seq %d: %w", seq, err)
 		}
-		if first == 0 {
-			first, firstNew = seq, s
-		}
-		expected, last = s, seq
+		expected = s
+		copies = append(copies, forkCopy{src: seq, dst: s, alarm: at.alarm, hasAlarm: at.hasAlarm})
 		copied.Add(1)
-		for i := range e.Txns {
-			for _, m := range e.Txns[i].Mutations {
-				switch m.Op {
-				case storage.OpSetAlarm:
-					alarm, hasAlarm = m.Alarm, true
-				case storage.OpDeleteAlarm, storage.OpDeleteAll:
-					hasAlarm = false
-				}
-			}
-		}
 		return nil
 	})
 	prog.Stop()
-	n := copied.Load()
+	n := len(copies)
 	if err != nil {
 		if n == 0 {
 			return err
 		}
-		return fmt.Errorf("fork stopped after %s: %s holds %s's state as of seq %d: %w", journalCount(n, "entry", "entries"), dst, src, last, err)
+		return fmt.Errorf("fork stopped after %s: %s holds %s's state as of seq %d: %w", journalCount(n, "entry", "entries"), dst, src, copies[n-1].src, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("%s has no entries up to seq %d", src, upto)
 	}
+	first, last := copies[0], copies[n-1]
 	fmt.Fprintf(stdout, "forked %s %s into %s: %s (source seq %d..%d) appended as seq %d..%d on %s\n",
-		src, pt, dst, journalCount(n, "entry", "entries"), first, last, firstNew, expected, dstSubject)
-	if hasAlarm {
-		c.scheduleForkAlarm(ctx, dst, alarm, stdout)
+		src, pt, dst, journalCount(n, "entry", "entries"), first.src, last.src, first.dst, last.dst, dstSubject)
+	if restores > 0 {
+		fmt.Fprintf(stdout, "%s copied with their targets mapped to the new object's sequences\n", journalCount(restores, "restore entry", "restore entries"))
+	}
+	if last.hasAlarm {
+		c.scheduleForkAlarm(ctx, dst, last.alarm, stdout)
 	}
 	fmt.Fprintln(stdout, "a running runtime activates it on its next request and catches up from the journal")
 	return nil
+}
+
+// forkCopy is one entry a fork copied: its source and new sequences, and
+// the alarm of the state after it.
+type forkCopy struct {
+	src, dst uint64
+	alarm    int64
+	hasAlarm bool
+}
+
+// lastForkCopy returns the copy of the last source entry at or before
+// source sequence seq; the zero forkCopy (the empty state, seq 0) if none.
+func lastForkCopy(copies []forkCopy, seq uint64) forkCopy {
+	i := sort.Search(len(copies), func(i int) bool { return copies[i].src > seq })
+	if i == 0 {
+		return forkCopy{}
+	}
+	return copies[i-1]
+}
+
+// alarmAfter returns the alarm after entry e (not a restore) is applied to
+// a state whose alarm is alarm, hasAlarm.
+func alarmAfter(e *journal.Entry, alarm int64, hasAlarm bool) (int64, bool) {
+	for i := range e.Txns {
+		for _, m := range e.Txns[i].Mutations {
+			switch m.Op {
+			case storage.OpSetAlarm:
+				alarm, hasAlarm = m.Alarm, true
+			case storage.OpDeleteAlarm, storage.OpDeleteAll:
+				hasAlarm = false
+			}
+		}
+	}
+	return alarm, hasAlarm
 }
 
 // scheduleForkAlarm schedules the alarm of fork dst. The runtime schedules
@@ -169,21 +217,27 @@ func (c *journalConn) scheduleForkAlarm(ctx context.Context, dst objRef, alarm i
 	}
 }
 
-// forkFromSnapshot forks a source that has snapshots. Its journal may no
-// longer hold its early history, so the new object is seeded with its
-// state instead of its entries: the source's state as of upto is
-// materialized (snapshot plus journal tail), a marker entry (one
-// transaction without mutations, request "fork-of SRC@SEQ") is appended as
-// the new object's first entry at sequence S, and the state, recorded as
-// of S, is uploaded as the new object's snapshot at S. On activation the
-// runtime finds its journal ending at S and a snapshot at S, and restores
-// the snapshot.
+// forkFromSnapshot forks a source that has snapshots, or whose history
+// does not start with its first entry left. Its journal may no longer hold
+// its early history, so the new object is seeded with its state instead of
+// its entries: the source's state as of upto is materialized (from a
+// snapshot, its whole history or a restore entry, and the journal tail), a
+// marker entry (one transaction without mutations, request
+// "fork-of SRC@SEQ", flagged FromSnapshot) is appended as the new object's
+// first entry at sequence S, and the state, recorded as of S, is uploaded
+// as the new object's snapshot at S. On activation the runtime finds its
+// journal ending at S and a snapshot at S, and restores the snapshot; the
+// flag tells every reader that the marker applies to that snapshot, not to
+// the empty state.
 //
 // Until the snapshot is stored, the new object is a journal with a marker
-// and no snapshot, which would activate empty: if seeding fails after the
+// and no snapshot, which would not activate: if seeding fails after the
 // append, the marker is purged again.
 func (c *journalConn) forkFromSnapshot(ctx context.Context, src, dst objRef, srcSubject, dstSubject string, pt journalPoint, upto uint64, stdout, stderr io.Writer) (err error) {
-	snaps := c.snaps // history found some, so the bucket exists
+	snaps, err := c.snapshotBucket(ctx)
+	if err != nil {
+		return err
+	}
 	tmp, err := os.MkdirTemp("", "opendo-fork-")
 	if err != nil {
 		return err
@@ -203,7 +257,7 @@ func (c *journalConn) forkFromSnapshot(ctx context.Context, src, dst objRef, src
 			db.Close()
 		}
 	}()
-	for _, err := range m.skips {
+	for _, err := range m.Skips {
 		fmt.Fprintf(stderr, "opendo: warning: skipped a snapshot: %v\n", err)
 	}
 	alarm, hasAlarm, err := db.AlarmTime(ctx)
@@ -213,10 +267,10 @@ func (c *journalConn) forkFromSnapshot(ctx context.Context, src, dst objRef, src
 
 	now := time.Now()
 	marker := storage.Txn{
-		RequestID: fmt.Sprintf("fork-of %s/%s@%d", src.ns, src.id, m.seq),
+		RequestID: fmt.Sprintf("fork-of %s/%s@%d", src.ns, src.id, m.Seq),
 		Context:   storage.TxContext{Time: now, Seed: rand.Uint64()},
 	}
-	seq, err := c.jr.Append(ctx, dstSubject, 0, &journal.Entry{CommitID: ulid.Make(), Time: now, Txns: []storage.Txn{marker}})
+	seq, err := c.jr.Append(ctx, dstSubject, 0, &journal.Entry{CommitID: ulid.Make(), Time: now, Txns: []storage.Txn{marker}, FromSnapshot: true})
 	if err != nil {
 		return fmt.Errorf("append the fork's first entry: %w", err)
 	}
@@ -245,7 +299,7 @@ func (c *journalConn) forkFromSnapshot(ctx context.Context, src, dst objRef, src
 		return fmt.Errorf("store the fork's snapshot: %w", err)
 	}
 	fmt.Fprintf(stdout, "forked %s %s into %s: its state as of seq %d (%s) stored as the snapshot of %s at seq %d, its first entry on %s\n",
-		src, pt, dst, m.seq, m.describe(), dst, seq, dstSubject)
+		src, pt, dst, m.Seq, m.describe(), dst, seq, dstSubject)
 	if hasAlarm {
 		c.scheduleForkAlarm(ctx, dst, alarm, stdout)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -30,14 +31,67 @@ type entryPrinter struct {
 	json   bool
 	full   bool
 	object bool // start each entry with its object (tail)
+	// bookmarks, if set, finds the bookmark of a restore's target: the
+	// subject's entry at that sequence (ok false if it has none).
+	bookmarks func(ctx context.Context, subject string, seq uint64) (b journal.Bookmark, ok bool, err error)
 }
 
-// print writes the entry at seq of object ns/id.
-func (p *entryPrinter) print(ns, id string, seq uint64, e *journal.Entry) error {
+// restoreView is what is shown of a restore entry's target.
+type restoreView struct {
+	target   uint64
+	bookmark string // "" if unknown
+	gone     bool   // looked up: the object has no entry at target
+}
+
+// restore returns the view of e's restore, if e is a restore entry of
+// subject.
+func (p *entryPrinter) restore(ctx context.Context, subject string, e *journal.Entry) (restoreView, bool, error) {
+	target, ok := e.Restore()
+	if !ok {
+		return restoreView{}, false, nil
+	}
+	v := restoreView{target: target}
+	if p.bookmarks != nil {
+		b, found, err := p.bookmarks(ctx, subject, target)
+		if err != nil {
+			return v, true, fmt.Errorf("the bookmark of seq %d, target of a restore: %w", target, err)
+		}
+		if found {
+			v.bookmark = b.String()
+		} else {
+			v.gone = true
+		}
+	}
+	return v, true, nil
+}
+
+// String formats the restore as a mutation line.
+func (v restoreView) String() string {
+	switch {
+	case v.target == 0:
+		return "restore to the empty state (seq 0)"
+	case v.bookmark != "":
+		return fmt.Sprintf("restore to seq %d (bookmark %s)", v.target, v.bookmark)
+	case v.gone:
+		return fmt.Sprintf("restore to seq %d (bookmark unknown: the journal no longer has this object's entry at seq %d)", v.target, v.target)
+	}
+	return fmt.Sprintf("restore to seq %d", v.target)
+}
+
+// print writes the entry at seq of object ns/id, journaled on subject.
+func (p *entryPrinter) print(ctx context.Context, subject, ns, id string, seq uint64, e *journal.Entry) error {
+	rv, isRestore, err := p.restore(ctx, subject, e)
+	if err != nil {
+		return err
+	}
 	if p.json {
 		je := entryJSON(seq, e)
 		if p.object {
 			je.NS, je.ID = ns, id
+		}
+		if isRestore {
+			m := &je.Txns[0].Mutations[0]
+			m.Bookmark = rv.bookmark
 		}
 		b, err := json.Marshal(je)
 		if err != nil {
@@ -51,20 +105,28 @@ func (p *entryPrinter) print(ns, id string, seq uint64, e *journal.Entry) error 
 	if p.object {
 		fmt.Fprintf(&b, "%s/%s ", ns, id)
 	}
-	fmt.Fprintf(&b, "seq %d  %s  commit %s\n", seq, fmtEntryTime(e.Time), e.CommitID)
+	fmt.Fprintf(&b, "seq %d  %s  commit %s", seq, fmtEntryTime(e.Time), e.CommitID)
+	if e.FromSnapshot {
+		fmt.Fprintf(&b, "  from the snapshot at seq %d", seq)
+	}
+	b.WriteByte('\n')
 	for i := range e.Txns {
 		tx := &e.Txns[i]
 		fmt.Fprintf(&b, "  txn request %s  %s\n", orDash(tx.RequestID), fmtEntryTime(tx.Context.Time))
 		for j := range tx.Mutations {
 			b.WriteString("    ")
-			b.WriteString(p.mutation(&tx.Mutations[j]))
+			if m := &tx.Mutations[j]; isRestore && m.Op == storage.OpRestore {
+				b.WriteString(rv.String())
+			} else {
+				b.WriteString(p.mutation(m))
+			}
 			b.WriteByte('\n')
 		}
 		if len(tx.Mutations) == 0 {
 			b.WriteString("    (no mutations)\n")
 		}
 	}
-	_, err := io.WriteString(p.w, b.String())
+	_, err = io.WriteString(p.w, b.String())
 	return err
 }
 
@@ -103,6 +165,8 @@ func (p *entryPrinter) mutation(m *storage.Mutation) string {
 		return "setAlarm " + fmtEntryTime(time.UnixMilli(m.Alarm))
 	case storage.OpDeleteAlarm:
 		return "deleteAlarm"
+	case storage.OpRestore:
+		return restoreView{target: m.Target}.String()
 	}
 	return m.Op.String()
 }
@@ -197,7 +261,10 @@ type jsonEntry struct {
 	Seq    uint64    `json:"seq"`
 	Time   time.Time `json:"time"`
 	Commit string    `json:"commit"`
-	Txns   []jsonTxn `json:"txns"`
+	// FromSnapshot: the entry applies to the snapshot tagged with its
+	// sequence (a fork's first entry), not to the entries before it.
+	FromSnapshot bool      `json:"from_snapshot,omitempty"`
+	Txns         []jsonTxn `json:"txns"`
 }
 
 type jsonTxn struct {
@@ -208,7 +275,8 @@ type jsonTxn struct {
 }
 
 // jsonMutation: a put's value is in value when it is valid UTF-8, in
-// value_hex otherwise.
+// value_hex otherwise. A restore has its target sequence and, unless the
+// journal no longer has the object's entry there, the target's bookmark.
 type jsonMutation struct {
 	Op       string    `json:"op"`
 	Key      *string   `json:"key,omitempty"`
@@ -218,6 +286,8 @@ type jsonMutation struct {
 	Args     []jsonArg `json:"args,omitempty"`
 	Alarm    *int64    `json:"alarm_ms,omitempty"`
 	AlarmAt  string    `json:"alarm,omitempty"`
+	Target   *uint64   `json:"target,omitempty"`
+	Bookmark string    `json:"bookmark,omitempty"`
 }
 
 // jsonArg is an SQL argument: type null, int, float, text or blob (value
@@ -228,7 +298,7 @@ type jsonArg struct {
 }
 
 func entryJSON(seq uint64, e *journal.Entry) jsonEntry {
-	je := jsonEntry{Seq: seq, Time: e.Time.UTC(), Commit: e.CommitID.String(), Txns: make([]jsonTxn, len(e.Txns))}
+	je := jsonEntry{Seq: seq, Time: e.Time.UTC(), Commit: e.CommitID.String(), FromSnapshot: e.FromSnapshot, Txns: make([]jsonTxn, len(e.Txns))}
 	for i := range e.Txns {
 		tx := &e.Txns[i]
 		jt := jsonTxn{
@@ -272,6 +342,9 @@ func mutationJSON(m *storage.Mutation) jsonMutation {
 		ms := m.Alarm
 		jm.Alarm = &ms
 		jm.AlarmAt = time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+	case storage.OpRestore:
+		t := m.Target
+		jm.Target = &t
 	}
 	return jm
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/opendo/opendo/internal/rebuild"
 	"github.com/opendo/opendo/journal"
 	"github.com/opendo/opendo/storage/sqlite"
 )
@@ -14,10 +15,12 @@ import (
 // The runtime takes snapshots of objects (copies of their files, in the
 // Object Store bucket journal.DefaultSnapshotBucket, tagged with the
 // journal sequence they include) and then purges the journal entries that
-// the oldest kept snapshot covers, beyond its retention. So an object's
-// state as of a sequence is its newest snapshot at or before that
-// sequence, rolled forward with the journal entries after it; replaying the
-// journal from its start is only right for an object without snapshots.
+// the oldest kept snapshot covers, beyond its retention. A restore entry
+// makes an object's state its state as of an earlier sequence. So an
+// object's state as of a sequence is its newest snapshot at or before that
+// sequence (or its whole history, or the state a restore entry names),
+// rolled forward with the journal entries after it: internal/rebuild
+// works it out, as the runtime does on activation.
 
 // snapshots returns the snapshot bucket, nil if there is none (nothing
 // was ever snapshotted). It never creates the bucket.
@@ -39,148 +42,91 @@ func (c *journalConn) snapshots(ctx context.Context) (*journal.Snapshots, error)
 	return c.snaps, nil
 }
 
-// journalHistory is what is left of an object's history.
-type journalHistory struct {
-	snaps []journal.SnapshotInfo // its snapshots, oldest first
-	first uint64                 // its first entry left in the journal, 0 if none
-	last  uint64                 // its last entry, 0 if none
+// snapshotBucket returns the snapshot bucket, creating it, with the
+// journal stream's replicas, if there is none (a runtime creates it when
+// it starts, so this is for a journal no runtime has served yet).
+func (c *journalConn) snapshotBucket(ctx context.Context) (*journal.Snapshots, error) {
+	snaps, err := c.snapshots(ctx)
+	if err != nil || snaps != nil {
+		return snaps, err
+	}
+	replicas := c.jr.Stream().CachedInfo().Config.Replicas
+	if c.snaps, err = journal.OpenSnapshots(ctx, c.js, journal.SnapshotConfig{Replicas: replicas}); err != nil {
+		return nil, err
+	}
+	return c.snaps, nil
 }
 
-// history returns what is left of subject's history.
-func (c *journalConn) history(ctx context.Context, subject string) (journalHistory, error) {
-	var h journalHistory
+// snapshotList returns subject's snapshots, oldest first.
+func (c *journalConn) snapshotList(ctx context.Context, subject string) ([]journal.SnapshotInfo, error) {
+	snaps, err := c.snapshots(ctx)
+	if err != nil || snaps == nil {
+		return nil, err
+	}
+	return snaps.List(ctx, subject)
+}
+
+// source returns subject's history, for rebuilds; onEntry (optional) is
+// called after each entry read (progress).
+func (c *journalConn) source(ctx context.Context, subject string, onEntry func(seq uint64)) (*rebuild.Source, error) {
 	snaps, err := c.snapshots(ctx)
 	if err != nil {
-		return h, err
+		return nil, err
 	}
-	if snaps != nil {
-		if h.snaps, err = snaps.List(ctx, subject); err != nil {
-			return h, err
-		}
-	}
-	if h.first, err = c.jr.FirstSeq(ctx, subject); err != nil {
-		return h, err
-	}
-	if h.last, err = c.jr.LastSeq(ctx, subject); err != nil {
-		return h, err
-	}
-	return h, nil
-}
-
-// latest returns the newest snapshot.
-func (h journalHistory) latest() (journal.SnapshotInfo, bool) {
-	if len(h.snaps) == 0 {
-		return journal.SnapshotInfo{}, false
-	}
-	return h.snaps[len(h.snaps)-1], true
-}
-
-// purgedError: the state asked for is before the object's oldest snapshot,
-// and the journal entries needed to rebuild it may be gone.
-type purgedError struct {
-	upto     uint64 // the sequence asked for
-	first    uint64 // the first entry left in the journal
-	earliest uint64 // the oldest snapshot's sequence
-}
-
-func (e *purgedError) Error() string {
-	if e.first == 0 || e.upto < e.first {
-		return fmt.Sprintf("history before seq %d was purged (retention); the earliest point available is seq %d", e.first, e.earliest)
-	}
-	// The journal still has entries up to upto, but the object has
-	// snapshots, so entries before its first one may have been purged:
-	// a replay from there could silently build a wrong state.
-	return fmt.Sprintf("seq %d is before the oldest snapshot and history before seq %d may have been purged (retention); the earliest point available is seq %d", e.upto, e.first, e.earliest)
-}
-
-// check returns a *purgedError if the state as of upto cannot be rebuilt
-// for sure: the object has snapshots, none at or before upto.
-func (h journalHistory) check(upto uint64) error {
-	if len(h.snaps) == 0 || h.snaps[0].Seq <= upto {
-		return nil
-	}
-	first := h.first
-	if first == 0 {
-		first = h.snaps[0].Seq
-	}
-	return &purgedError{upto: upto, first: first, earliest: h.snaps[0].Seq}
+	return &rebuild.Source{Journal: c.jr, Snapshots: snaps, Subject: subject, OnEntry: onEntry}, nil
 }
 
 // materialized describes a state built by materialize.
 type materialized struct {
-	snap  *journal.SnapshotInfo // the snapshot it started from, nil: an empty file
-	st    journalRebuildStats   // the journal entries applied after it
-	seq   uint64                // the sequence of the state: the last entry applied, or the snapshot's
-	skips []error               // snapshots that could not be fetched, newer ones first
+	rebuild.Stats
 }
 
-// materialize builds subject's state as of upto (0: its last entry) in a
-// new SQLite file at path, and returns it open. It starts from the newest
-// snapshot at or before upto (an older one if it cannot be fetched) and
-// applies the journal entries after it; from an empty file and the
-// journal's start if the object has no snapshots. If the object has
-// snapshots but none at or before upto, the error is a *purgedError.
+// materialize builds subject's state as of upto (0 or beyond its last
+// entry: its last entry) in a new SQLite file at path, and returns it open.
+// rebuild decides where it starts: the newest usable snapshot at or before
+// upto, the whole history, or the state a restore entry names. If the
+// history that state needs was purged, the error is a *rebuild.PurgedError
+// (errors.Is storage.ErrBookmarkExpired). Snapshots it could not use are
+// in the result's Skips, on error too.
 func (c *journalConn) materialize(ctx context.Context, subject string, upto uint64, path string, onEntry func(seq uint64)) (*sqlite.DB, materialized, error) {
-	var m materialized
-	h, err := c.history(ctx, subject)
+	src, err := c.source(ctx, subject, onEntry)
 	if err != nil {
-		return nil, m, err
+		return nil, materialized{}, err
 	}
-	if upto == 0 {
-		upto = h.last
-	}
-	if err := h.check(upto); err != nil {
-		return nil, m, err
-	}
-	var db *sqlite.DB
-	for i := len(h.snaps) - 1; i >= 0 && db == nil; i-- {
-		info := h.snaps[i]
-		if info.Seq > upto {
-			continue
-		}
-		removeSQLiteFiles(path)
-		if err := c.snaps.Fetch(ctx, info, path); err != nil {
-			if errors.Is(err, journal.ErrSnapshotNotFound) || errors.Is(err, journal.ErrCorrupt) {
-				m.skips = append(m.skips, err)
-				continue
-			}
-			return nil, m, err
-		}
-		db, err = sqlite.Open(ctx, path, sqlite.Options{})
-		if err != nil {
-			return nil, m, fmt.Errorf("open snapshot of %s at seq %d: %w", subject, info.Seq, err)
-		}
-		if got, dirty := db.Seq(); got != info.Seq || dirty {
-			db.Close()
-			return nil, m, fmt.Errorf("snapshot of %s says seq %d (dirty %v), its tag %d", subject, got, dirty, info.Seq)
-		}
-		m.snap, m.seq = &info, info.Seq
-	}
-	if db == nil {
-		if len(m.skips) > 0 {
-			return nil, m, fmt.Errorf("no snapshot of %s at or before seq %d could be fetched: %w", subject, upto, errors.Join(m.skips...))
-		}
-		removeSQLiteFiles(path)
-		if db, err = sqlite.Open(ctx, path, sqlite.Options{}); err != nil {
-			return nil, m, err
-		}
-	}
-	m.st, err = rebuildFromJournal(ctx, c.jr, subject, m.seq, upto, db, onEntry)
+	last, err := src.Last(ctx)
 	if err != nil {
-		db.Close()
-		return nil, m, err
+		return nil, materialized{}, err
 	}
-	if m.st.entries > 0 {
-		m.seq = m.st.lastSeq
+	if upto == 0 || upto > last {
+		upto = last
 	}
-	return db, m, nil
+	db, st, err := src.Build(ctx, path, upto)
+	return db, materialized{st}, err
 }
 
 // describe says where a materialized state comes from.
 func (m materialized) describe() string {
-	entries := journalCount(m.st.entries, "entry", "entries") + " (" + journalCount(m.st.txns, "transaction", "transactions") + ")"
-	if m.snap == nil {
-		return entries
+	s := journalCount(m.Entries, "entry", "entries") + " (" + journalCount(m.Txns, "transaction", "transactions") + ")"
+	if m.Snapshot != nil {
+		s = fmt.Sprintf("the snapshot at seq %d and %s after it", m.Snapshot.Seq, s)
 	}
-	return fmt.Sprintf("the snapshot at seq %d and %s after it", m.snap.Seq, entries)
+	if m.Restores > 0 {
+		// Counted at any depth: a restore's target state may hold restores.
+		s += ", " + journalCount(m.Restores, "restore", "restores") + " resolved (nested ones included)"
+	}
+	return s
+}
+
+// bookmarkOf returns the bookmark of subject's state as of seq: the entry
+// there, with its commit ID. ok is false if subject has no entry there
+// (purged, or another object's sequence). Seq 0 is the zero bookmark.
+func (c *journalConn) bookmarkOf(ctx context.Context, subject string, seq uint64) (journal.Bookmark, bool, error) {
+	if seq == 0 {
+		return journal.Bookmark{}, true, nil
+	}
+	e, ok, err := c.jr.EntryAt(ctx, subject, seq)
+	if err != nil || !ok {
+		return journal.Bookmark{}, false, err
+	}
+	return journal.Bookmark{Seq: seq, CommitID: e.CommitID}, true, nil
 }

@@ -14,17 +14,6 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", for the kv view
-
-	"github.com/opendo/opendo/journal"
-	"github.com/opendo/opendo/storage"
-	"github.com/opendo/opendo/storage/sqlite"
-)
-
-// A rebuild applies entries in one SQLite transaction per batch of at most
-// journalApplyBatch entries or about journalApplyBatchBytes of keys, values and SQL.
-const (
-	journalApplyBatch      = 256
-	journalApplyBatchBytes = 16 << 20
 )
 
 func runJournalReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -49,7 +38,7 @@ func runJournalReplay(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	pt, err := parseJournalPoint(*to, *at)
+	pt, err := parseJournalPoint(to, *at)
 	if err != nil {
 		return err
 	}
@@ -89,7 +78,7 @@ func runJournalReplay(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("%s: %w", ref, err)
 	}
-	if m.snap == nil && m.st.entries == 0 {
+	if m.Snapshot == nil && m.Entries == 0 && m.Restores == 0 {
 		err = fmt.Errorf("%s has no entries up to seq %d", ref, upto)
 	}
 	var alarm int64
@@ -117,69 +106,24 @@ func runJournalReplay(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := os.Rename(tmp.Name(), *out); err != nil {
 		return err
 	}
-	for _, err := range m.skips {
+	for _, err := range m.Skips {
 		fmt.Fprintf(stderr, "opendo: warning: skipped a snapshot: %v\n", err)
 	}
-	if m.st.entries > 0 {
+	switch {
+	case m.Entries > 0:
 		fmt.Fprintf(stdout, "replayed %s %s into %s: %s up to seq %d, written %s\n",
-			ref, pt, *out, m.describe(), m.seq, fmtEntryTime(m.st.lastTime))
-	} else {
+			ref, pt, *out, m.describe(), m.Seq, fmtEntryTime(m.LastTime))
+	case m.Snapshot != nil:
 		fmt.Fprintf(stdout, "replayed %s %s into %s: the snapshot at seq %d (stored %s), no entries after it\n",
-			ref, pt, *out, m.seq, fmtEntryTime(m.snap.Time))
+			ref, pt, *out, m.Seq, fmtEntryTime(m.Snapshot.Time))
+	default: // the state a restore entry names, the history before it purged
+		fmt.Fprintf(stdout, "replayed %s %s into %s: %s, as of seq %d\n", ref, pt, *out, m.describe(), m.Seq)
 	}
 	if hasAlarm {
 		fmt.Fprintf(stdout, "alarm set for %s\n", fmtEntryTime(time.UnixMilli(alarm)))
 	}
 	fmt.Fprintf(stdout, "KV pairs are in the view %s: sqlite3 %s 'select * from %s'\n", view, *out, view)
 	return nil
-}
-
-// journalRebuildStats sums up a rebuild.
-type journalRebuildStats struct {
-	entries, txns int
-	lastSeq       uint64
-	lastTime      time.Time
-}
-
-// rebuildFromJournal applies subject's entries after seq after up to seq
-// upto (0: up to its last entry) to db, in batches, each recorded with the sequence of its last
-// entry. onEntry, if set, is called after each entry is read.
-func rebuildFromJournal(ctx context.Context, jr *journal.Journal, subject string, after, upto uint64, db *sqlite.DB, onEntry func(seq uint64)) (journalRebuildStats, error) {
-	var (
-		st      journalRebuildStats
-		txns    []storage.Txn
-		entries int
-		size    int
-	)
-	flush := func() error {
-		if err := db.Apply(ctx, st.lastSeq, txns); err != nil {
-			return fmt.Errorf("apply entries up to seq %d: %w", st.lastSeq, err)
-		}
-		clear(txns)
-		txns, entries, size = txns[:0], 0, 0
-		return nil
-	}
-	err := jr.Read(ctx, subject, after, upto, func(seq uint64, e *journal.Entry) error {
-		txns = append(txns, e.Txns...)
-		st.entries++
-		st.txns += len(e.Txns)
-		st.lastSeq, st.lastTime = seq, e.Time
-		entries++
-		for i := range e.Txns {
-			size += journal.TxnSize(&e.Txns[i])
-		}
-		if onEntry != nil {
-			onEntry(seq)
-		}
-		if entries >= journalApplyBatch || size >= journalApplyBatchBytes {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil && entries > 0 {
-		err = flush()
-	}
-	return st, err
 }
 
 // finishReplayFile adds a view of the KV pairs as text to a replayed file

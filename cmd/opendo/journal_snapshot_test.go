@@ -93,6 +93,13 @@ func TestJournalSnapshots(t *testing.T) {
 			t.Errorf("fork: %s = %q, want %q", k, got, v)
 		}
 	}
+	// Its first entry applies to that snapshot, and says so.
+	if fe := e.showJSON("obj-s-fork"); len(fe) != 1 || !fe[0].FromSnapshot {
+		t.Errorf("the fork's entries: %+v", fe)
+	}
+	if out := e.journal("show", journalTestNS, "obj-s-fork"); !strings.Contains(out, "  from the snapshot at seq ") || !strings.Contains(out, "# (a fork: its history starts at seq ") {
+		t.Errorf("show of the fork:\n%s", out)
+	}
 	e.mustCall("obj-s-fork", "put", "k1=forked")
 	if got := e.mustCall(name, "get", "k1"); got != want["k1"] {
 		t.Errorf("source after the fork's write: k1 = %q", got)

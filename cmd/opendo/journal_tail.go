@@ -60,7 +60,7 @@ func runJournalTail(ctx context.Context, args []string, stdout, stderr io.Writer
 	if c.local {
 		fmt.Fprintln(stderr, "note: nothing else writes to this data directory while it is open here; to follow a running opendo dev, pass -nats nats://127.0.0.1:4222")
 	}
-	p := &entryPrinter{w: stdout, json: *asJSON, full: *full, object: sel.obj == nil}
+	p := &entryPrinter{w: stdout, json: *asJSON, full: *full, object: sel.obj == nil, bookmarks: c.bookmarkOf}
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if ctx.Err() != nil {
@@ -79,7 +79,7 @@ func runJournalTail(ctx context.Context, args []string, stdout, stderr io.Writer
 			fmt.Fprintf(stderr, "opendo: %s seq %d: %v\n", msg.Subject(), md.Sequence.Stream, err)
 			continue
 		}
-		if err := p.print(ns, id, md.Sequence.Stream, e); err != nil {
+		if err := p.print(ctx, msg.Subject(), ns, id, md.Sequence.Stream, e); err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}

@@ -16,6 +16,7 @@ import (
 
 	msqlite "modernc.org/sqlite"
 
+	"github.com/opendo/opendo/internal/rebuild"
 	"github.com/opendo/opendo/journal"
 	"github.com/opendo/opendo/storage/sqlite"
 )
@@ -178,16 +179,16 @@ func (c *journalConn) verifyObject(ctx context.Context, o *objInfo, dir, tmp str
 	)
 	if seq > 0 {
 		rdb, m, err = c.materialize(ctx, o.Subject, seq, rebuilt, func(uint64) { entries.Add(1) })
-		var perr *purgedError
+		var perr *rebuild.PurgedError
 		if errors.As(err, &perr) {
 			return verifyResult{status: verifySkipped, detail: fmt.Sprintf("live file is at seq %d: %v (the runtime restores a snapshot on activation)", seq, err)}
 		}
 		if err != nil {
 			return fail(err)
 		}
-		if m.seq != seq {
+		if m.Seq != seq {
 			rdb.Close()
-			return verifyResult{status: verifyDiverged, detail: fmt.Sprintf("live file is at seq %d, which is not an entry of this object's journal (the entry before it is seq %d)", seq, m.seq)}
+			return verifyResult{status: verifyDiverged, detail: fmt.Sprintf("live file is at seq %d, which is not an entry of this object's journal (the entry before it is seq %d)", seq, m.Seq)}
 		}
 	} else if rdb, err = sqlite.Open(ctx, rebuilt, sqlite.Options{}); err != nil {
 		return fail(err)
@@ -203,9 +204,9 @@ func (c *journalConn) verifyObject(ctx context.Context, o *objInfo, dir, tmp str
 		return fail(err)
 	}
 	if liveHash == rebuiltHash {
-		detail := fmt.Sprintf("seq %d, %s", seq, journalCount(m.st.entries, "entry", "entries"))
-		if m.snap != nil {
-			detail = fmt.Sprintf("seq %d, the snapshot at seq %d and %s after it", seq, m.snap.Seq, journalCount(m.st.entries, "entry", "entries"))
+		detail := fmt.Sprintf("seq %d, %s", seq, m.describe())
+		if len(m.Skips) > 0 {
+			detail += fmt.Sprintf(" (%s could not be used, the newest: %v)", journalCount(len(m.Skips), "snapshot", "snapshots"), m.Skips[0])
 		}
 		if last > seq {
 			detail += fmt.Sprintf(" (the journal goes on to seq %d: applied on activation)", last)
