@@ -101,10 +101,18 @@ func (j *Journal) EntryAt(ctx context.Context, subject string, seq uint64) (e *E
 }
 
 // Check returns an error wrapping ErrInvalidBookmark unless b names an
-// entry of subject (or is the zero bookmark).
+// entry of subject (or is the zero bookmark; a sequence 0 with another
+// commit ID names nothing). A subject outside the journal is an error
+// wrapping ErrInvalidArgument, whatever b.
 func (j *Journal) Check(ctx context.Context, subject string, b Bookmark) error {
-	if b.Seq == 0 {
+	if err := j.checkSubject(subject); err != nil {
+		return err
+	}
+	switch {
+	case b == Bookmark{}:
 		return nil
+	case b.Seq == 0:
+		return fmt.Errorf("%w: %s: only sequence 0 has the zero commit ID", ErrInvalidBookmark, b)
 	}
 	e, ok, err := j.EntryAt(ctx, subject, b.Seq)
 	switch {

@@ -33,7 +33,9 @@ type Source struct {
 	Snapshots *journal.Snapshots // nil: the object has no snapshots
 	Subject   string
 	Options   sqlite.Options // for the files it opens
-	// OnEntry, if set, is called after each entry is read (progress).
+	// OnEntry, if set, is called after each entry is read to be applied
+	// (progress). Entries that a later restore entry supersedes may be
+	// skipped, unreported.
 	OnEntry func(seq uint64)
 }
 
@@ -52,8 +54,10 @@ type Stats struct {
 // has purged (and no kept snapshot or restore entry stands in for them).
 // It matches storage.ErrBookmarkExpired.
 type PurgedError struct {
-	Subject  string
-	Seq      uint64 // the sequence asked for
+	Subject string
+	// Seq is the sequence whose state is needed: the one asked for, or
+	// the target of a restore entry it leads to.
+	Seq      uint64
 	First    uint64 // the first entry left in the journal (0: none)
 	Earliest uint64 // the oldest kept snapshot's sequence (0: none)
 }
@@ -94,6 +98,18 @@ func (s *Source) history(ctx context.Context) (*history, error) {
 	return h, nil
 }
 
+// start returns where the state as of upto is built from, if not through a
+// restore entry: after the newest snapshot at or before upto, or after 0
+// if the history is complete; ok is false if neither exists.
+func (h *history) start(upto uint64) (after uint64, ok bool) {
+	for i := len(h.snaps) - 1; i >= 0; i-- {
+		if h.snaps[i].Seq <= upto {
+			return h.snaps[i].Seq, true
+		}
+	}
+	return 0, h.fromStart
+}
+
 // Last returns the sequence of the subject's last entry (0 if none).
 func (s *Source) Last(ctx context.Context) (uint64, error) {
 	return s.Journal.LastSeq(ctx, s.Subject)
@@ -107,8 +123,8 @@ func (s *Source) Build(ctx context.Context, path string, upto uint64) (*sqlite.D
 	if err != nil {
 		return nil, Stats{}, err
 	}
-	if upto > h.last {
-		return nil, Stats{}, fmt.Errorf("%w: %s: seq %d is after the last entry (%d)", journal.ErrInvalidArgument, s.Subject, upto, h.last)
+	if err := s.checkUpto(h, upto); err != nil {
+		return nil, Stats{}, err
 	}
 	var st Stats
 	db, err := s.build(ctx, h, path, upto, 0, &st)
@@ -130,36 +146,49 @@ func (s *Source) CatchUp(ctx context.Context, db *sqlite.DB, upto uint64) (*sqli
 		upto = last
 	}
 	seq, _ := db.Seq()
+	st.Seq = seq
 	db, err := s.catchUp(ctx, nil, db, seq, upto, 0, &st)
 	return db, st, err
 }
 
+func (s *Source) checkUpto(h *history, upto uint64) error {
+	if upto > h.last {
+		return fmt.Errorf("%w: %s: seq %d is after the last entry (%d)", journal.ErrInvalidArgument, s.Subject, upto, h.last)
+	}
+	return nil
+}
+
 // Check returns nil if the state as of upto can be rebuilt, a *PurgedError
-// if its history is gone; it reads the journal but builds nothing. (A
-// snapshot that turns out to be corrupt can still make a Build fail.)
+// if its history is gone, or the error Build would meet in the journal (a
+// restore entry to a later state, an entry whose own snapshot is gone). It
+// reads the entries Build would start from (those after the newest
+// snapshot at or before upto, and those the restore entries among them
+// lead to) but builds nothing. (A snapshot that turns out to be corrupt can
+// still make a Build fail.)
 func (s *Source) Check(ctx context.Context, upto uint64) error {
 	h, err := s.history(ctx)
 	if err != nil {
 		return err
 	}
-	for {
-		if upto == 0 || h.fromStart {
+	if err := s.checkUpto(h, upto); err != nil {
+		return err
+	}
+	for upto > 0 {
+		after, ok := h.start(upto)
+		t, err := s.scan(ctx, after, upto)
+		switch {
+		case err != nil:
+			return err
+		case t.restore == 0 && !ok:
+			return s.purged(h, upto)
+		case t.fromSnapshot != 0:
+			return s.fromSnapshotError(t.fromSnapshot)
+		case t.restore == 0:
 			return nil
 		}
-		for _, info := range h.snaps {
-			if info.Seq <= upto {
-				return nil
-			}
-		}
-		_, target, ok, err := s.lastRestore(ctx, h, upto)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return s.purged(h, upto)
-		}
-		upto = target
+		upto, _ = t.entry.Restore()
 	}
+	return nil
 }
 
 func (s *Source) purged(h *history, upto uint64) error {
@@ -170,22 +199,44 @@ func (s *Source) purged(h *history, upto uint64) error {
 	return e
 }
 
-// lastRestore finds the last restore entry at or before upto among the
-// entries left.
-func (s *Source) lastRestore(ctx context.Context, h *history, upto uint64) (seq, target uint64, ok bool, err error) {
-	if h.first == 0 || h.first > upto {
-		return 0, 0, false, nil
-	}
-	err = s.Journal.Read(ctx, s.Subject, h.first-1, upto, func(at uint64, e *journal.Entry) error {
-		if t, is := e.Restore(); is {
-			if t >= at {
-				return fmt.Errorf("%w: %s seq %d restores seq %d, not an earlier one", journal.ErrCorrupt, s.Subject, at, t)
+// tail is what scan finds among a range of entries.
+type tail struct {
+	restore uint64         // the last restore entry, 0 if none
+	entry   *journal.Entry // that entry
+	// fromSnapshot is the first entry after the last restore entry (or of
+	// all, if there is none) that starts from its own snapshot, 0 if none.
+	fromSnapshot uint64
+}
+
+// scan reads the entries with after < seq <= upto (upto > 0) for the
+// restore entries and entries starting from a snapshot among them. A
+// restore entry whose target is not an earlier state is an error wrapping
+// journal.ErrCorrupt.
+func (s *Source) scan(ctx context.Context, after, upto uint64) (tail, error) {
+	var t tail
+	err := s.Journal.Read(ctx, s.Subject, after, upto, func(seq uint64, e *journal.Entry) error {
+		if target, ok := e.Restore(); ok {
+			if target >= seq {
+				return s.badRestore(seq, target)
 			}
-			seq, target, ok = at, t, true
+			t = tail{restore: seq, entry: e}
+		} else if e.FromSnapshot && t.fromSnapshot == 0 {
+			t.fromSnapshot = seq
 		}
 		return nil
 	})
-	return seq, target, ok, err
+	return t, err
+}
+
+func (s *Source) badRestore(seq, target uint64) error {
+	return fmt.Errorf("%w: %s seq %d restores seq %d, not an earlier one", journal.ErrCorrupt, s.Subject, seq, target)
+}
+
+// fromSnapshotError reports an entry that starts from the snapshot tagged
+// with its own sequence (a fork's first entry) reached by rolling an
+// earlier state forward: that snapshot is gone or unusable.
+func (s *Source) fromSnapshotError(seq uint64) error {
+	return fmt.Errorf("%w: %s: entry %d starts from its own snapshot, which is gone or unusable (pruned?)", journal.ErrSnapshotNotFound, s.Subject, seq)
 }
 
 // build materializes the state as of upto into a new file at path.
@@ -222,31 +273,26 @@ func (s *Source) build(ctx context.Context, h *history, path string, upto uint64
 		if upto > 0 && !h.fromStart {
 			// No snapshot and no complete history: only a restore entry
 			// can say what the state was.
-			r, target, ok, err := s.lastRestore(ctx, h, upto)
+			t, err := s.scan(ctx, 0, upto)
 			if err != nil {
 				return nil, err
 			}
-			if !ok {
+			if t.restore == 0 {
 				err := s.purged(h, upto)
 				if len(st.Skips) > 0 {
 					err = fmt.Errorf("%w (unusable snapshots: %w)", err, errors.Join(st.Skips...))
 				}
 				return nil, err
 			}
-			if db, err = s.build(ctx, h, path, target, depth+1, st); err != nil {
+			if db, err = s.restored(ctx, h, path, t.restore, t.entry, depth, st); err != nil {
 				return nil, err
 			}
-			e, ok, err := s.Journal.EntryAt(ctx, s.Subject, r)
-			if err != nil || !ok {
-				db.Close()
-				return nil, errors.Join(fmt.Errorf("%s: restore entry %d vanished", s.Subject, r), err)
+			if depth == 0 {
+				st.Entries++
+				st.Txns += len(t.entry.Txns)
+				st.LastTime = t.entry.Time
 			}
-			if err := finishRestore(ctx, db, r, e); err != nil {
-				db.Close()
-				return nil, err
-			}
-			st.Restores++
-			from = r
+			from = t.restore
 		} else if db, err = sqlite.Open(ctx, path, s.Options); err != nil {
 			return nil, err
 		}
@@ -264,6 +310,11 @@ func (s *Source) openSnapshot(ctx context.Context, info journal.SnapshotInfo, pa
 	}
 	db, err := sqlite.Open(ctx, path, s.Options)
 	if err != nil {
+		if ctx.Err() == nil {
+			// Its content matches its digest, but is not a database:
+			// as unusable as a damaged one.
+			err = fmt.Errorf("%w: %w", journal.ErrCorrupt, err)
+		}
 		return nil, errors.Join(fmt.Errorf("open the snapshot of %s at seq %d: %w", s.Subject, info.Seq, err), removeFiles(path))
 	}
 	if got, dirty := db.Seq(); got != info.Seq || dirty {
@@ -273,8 +324,9 @@ func (s *Source) openSnapshot(ctx context.Context, info journal.SnapshotInfo, pa
 	return db, nil
 }
 
-// errRestore stops a read at a restore entry.
-var errRestore = errors.New("restore entry")
+// errStop stops a read at a restore entry or an entry that starts from its
+// own snapshot.
+var errStop = errors.New("stop reading")
 
 // catchUp applies the entries after seq from up to upto to db, resolving
 // restore entries. It closes db on error.
@@ -284,8 +336,6 @@ func (s *Source) catchUp(ctx context.Context, h *history, db *sqlite.DB, from, u
 		entries int
 		size    int
 		applied uint64 // sequence of the last entry read and batched
-		restore *journal.Entry
-		at      uint64
 	)
 	flush := func() error {
 		if entries == 0 {
@@ -299,22 +349,19 @@ func (s *Source) catchUp(ctx context.Context, h *history, db *sqlite.DB, from, u
 		return nil
 	}
 	for from < upto {
-		restore = nil
+		var stop uint64
 		err := s.Journal.Read(ctx, s.Subject, from, upto, func(seq uint64, e *journal.Entry) error {
 			if s.OnEntry != nil {
 				s.OnEntry(seq)
 			}
-			if e.FromSnapshot {
-				return fmt.Errorf("%s: entry %d starts from its own snapshot, which was not found (pruned?)", s.Subject, seq)
+			if _, ok := e.Restore(); ok || e.FromSnapshot {
+				stop = seq
+				return errStop
 			}
 			if depth == 0 {
 				st.Entries++
 				st.Txns += len(e.Txns)
 				st.Seq, st.LastTime = seq, e.Time
-			}
-			if _, ok := e.Restore(); ok {
-				restore, at = e, seq
-				return errRestore
 			}
 			txns = append(txns, e.Txns...)
 			entries++
@@ -327,36 +374,46 @@ func (s *Source) catchUp(ctx context.Context, h *history, db *sqlite.DB, from, u
 			}
 			return nil
 		})
-		if err != nil && !errors.Is(err, errRestore) {
+		if err == nil || errors.Is(err, errStop) {
+			err = flush()
+		}
+		if err != nil {
 			db.Close()
 			return nil, err
 		}
-		if err := flush(); err != nil {
-			db.Close()
-			return nil, err
-		}
-		if restore == nil {
+		if stop == 0 {
 			break
 		}
-		var rerr error
-		if db, rerr = s.applyRestore(ctx, h, db, at, restore, depth, st); rerr != nil {
-			return nil, rerr
+		// A restore entry replaces the state: only the last one up to upto
+		// matters, and what it restores. An entry that starts from its own
+		// snapshot can only be reached through one.
+		t, err := s.scan(ctx, stop-1, upto)
+		if err == nil && t.fromSnapshot != 0 {
+			err = s.fromSnapshotError(t.fromSnapshot)
 		}
-		from = at
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		if depth == 0 {
+			st.Entries++
+			st.Txns += len(t.entry.Txns)
+			st.Seq, st.LastTime = t.restore, t.entry.Time
+		}
+		if db, err = s.applyRestore(ctx, h, db, t.restore, t.entry, depth, st); err != nil {
+			return nil, err
+		}
+		from = t.restore
 	}
 	return db, nil
 }
 
-// applyRestore replaces db by the state as of the target of restore entry
-// e (at seq r), recorded as of r.
+// applyRestore replaces db by the state of restore entry e (at seq r): the
+// state as of its target, recorded as of r. It closes db.
 func (s *Source) applyRestore(ctx context.Context, h *history, db *sqlite.DB, r uint64, e *journal.Entry, depth int, st *Stats) (*sqlite.DB, error) {
-	target, _ := e.Restore()
 	path := db.Path()
 	if err := db.Close(); err != nil {
 		return nil, err
-	}
-	if target >= r {
-		return nil, fmt.Errorf("%w: %s seq %d restores seq %d, not an earlier one", journal.ErrCorrupt, s.Subject, r, target)
 	}
 	if h == nil {
 		var err error
@@ -365,7 +422,7 @@ func (s *Source) applyRestore(ctx context.Context, h *history, db *sqlite.DB, r 
 		}
 	}
 	tmp := path + ".restore-" + ulid.Make().String()
-	tdb, err := s.build(ctx, h, tmp, target, depth+1, st)
+	tdb, err := s.restored(ctx, h, tmp, r, e, depth, st)
 	if err != nil {
 		return nil, errors.Join(err, removeFiles(tmp))
 	}
@@ -383,7 +440,18 @@ func (s *Source) applyRestore(ctx context.Context, h *history, db *sqlite.DB, r 
 	if err := removeFiles(tmp); err != nil {
 		return nil, err
 	}
-	if db, err = sqlite.Open(ctx, path, s.Options); err != nil {
+	return sqlite.Open(ctx, path, s.Options)
+}
+
+// restored builds the state of restore entry e (at seq r) into a new file
+// at path: the state as of its target, recorded as of r.
+func (s *Source) restored(ctx context.Context, h *history, path string, r uint64, e *journal.Entry, depth int, st *Stats) (*sqlite.DB, error) {
+	target, _ := e.Restore()
+	if target >= r {
+		return nil, s.badRestore(r, target)
+	}
+	db, err := s.build(ctx, h, path, target, depth+1, st)
+	if err != nil {
 		return nil, err
 	}
 	if err := finishRestore(ctx, db, r, e); err != nil {
