@@ -265,7 +265,7 @@ func (o *object) activate(ctx context.Context) error {
 		} else {
 			// A snapshot ahead of the file is faster than the journal, and
 			// required if the entries in between were purged.
-			if db, seq, err = o.restoreSnapshot(ctx, db, path, seq, last); err != nil {
+			if db, _, err = o.restoreSnapshot(ctx, db, path, seq, last); err != nil {
 				return err
 			}
 			db, st, err = src.CatchUp(ctx, db, last)
