@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -415,7 +416,8 @@ func (s *Source) applyRestore(ctx context.Context, h *history, db *sqlite.DB, r 
 			return nil, err
 		}
 	}
-	tmp := path + ".restore-" + ulid.Make().String()
+	// Beside path, with a name that does not grow with the nesting depth.
+	tmp := filepath.Join(filepath.Dir(path), ".restore-"+ulid.Make().String()+".db")
 	tdb, err := s.restored(ctx, h, tmp, r, e, depth, st)
 	if err != nil {
 		return nil, errors.Join(err, removeFiles(tmp))
@@ -443,6 +445,27 @@ func (s *Source) restored(ctx context.Context, h *history, path string, r uint64
 	target, _ := e.Restore()
 	if target >= r {
 		return nil, s.badRestore(r, target)
+	}
+	// The state as of a restore entry is the state as of its target: follow
+	// such chains (an undo of an undo...) with one direct get per link
+	// rather than one nested build each.
+	for target > 0 {
+		te, ok, err := s.Journal.EntryAt(ctx, s.Subject, target)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		next, isRestore := te.Restore()
+		if !isRestore {
+			break
+		}
+		if next >= target {
+			return nil, s.badRestore(target, next)
+		}
+		target = next
+		st.Restores++
 	}
 	db, err := s.build(ctx, h, path, target, depth+1, st)
 	if err != nil {
