@@ -171,16 +171,21 @@ func (e *env) entriesIn(after, upto uint64) []uint64 {
 // by the definition of a restore: the state as of its target, then the
 // restore's own transaction, without mutations.
 func (e *env) effective(upto uint64) []storage.Txn {
+	seqs := e.entriesIn(0, upto)
+	// Only the last restore matters: the state after it is its target's.
 	var txns []storage.Txn
-	for _, seq := range e.entriesIn(0, upto) {
-		en := e.entries[seq]
+	for i := len(seqs) - 1; i >= 0; i-- {
+		en := e.entries[seqs[i]]
 		if target, ok := en.Restore(); ok {
 			tx := en.Txns[0]
 			tx.Mutations = nil
 			txns = append(slices.Clone(e.effective(target)), tx)
-			continue
+			seqs = seqs[i+1:]
+			break
 		}
-		txns = append(txns, en.Txns...)
+	}
+	for _, seq := range seqs {
+		txns = append(txns, e.entries[seq].Txns...)
 	}
 	return txns
 }
@@ -1048,5 +1053,23 @@ func TestBuildManyEntries(t *testing.T) {
 	// those of the restore's target.
 	if st.Seq != e.last || st.Restores != 1 || st.Entries != len(e.seqs) {
 		t.Errorf("CatchUp: stats %+v, want seq %d, 1 restore, %d entries", st, e.last, len(e.seqs))
+	}
+}
+
+// TestLongUndoChain: each restore targets the previous restore entry (an
+// undo of an undo of ...). Such chains are followed link by link, not by
+// nesting builds: the build works at any length, with short temp names.
+func TestLongUndoChain(t *testing.T) {
+	e := newEnv(t)
+	base := e.append(put("a", "1"))
+	e.append(put("a", "2"))
+	prev := e.append(restore(base))
+	for range 60 {
+		prev = e.append(restore(prev))
+	}
+	last := e.append(put("b", "1"))
+	st := e.build(t, e.source(), last)
+	if st.Restores < 61 {
+		t.Errorf("Stats.Restores %d, want at least 61", st.Restores)
 	}
 }
