@@ -181,7 +181,10 @@ func (s *Source) Check(ctx context.Context, upto uint64) error {
 		case t.restore == 0:
 			return nil
 		}
-		upto, _ = t.entry.Restore()
+		target, _ := t.entry.Restore()
+		if upto, _, err = s.follow(ctx, target); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -446,26 +449,10 @@ func (s *Source) restored(ctx context.Context, h *history, path string, r uint64
 	if target >= r {
 		return nil, s.badRestore(r, target)
 	}
-	// The state as of a restore entry is the state as of its target: follow
-	// such chains (an undo of an undo...) with one direct get per link
-	// rather than one nested build each.
-	for target > 0 {
-		te, ok, err := s.Journal.EntryAt(ctx, s.Subject, target)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			break
-		}
-		next, isRestore := te.Restore()
-		if !isRestore {
-			break
-		}
-		if next >= target {
-			return nil, s.badRestore(target, next)
-		}
-		target = next
-		st.Restores++
+	target, links, err := s.follow(ctx, target)
+	st.Restores += links
+	if err != nil {
+		return nil, err
 	}
 	db, err := s.build(ctx, h, path, target, depth+1, st)
 	if err != nil {
@@ -477,6 +464,33 @@ func (s *Source) restored(ctx context.Context, h *history, path string, r uint64
 	}
 	st.Restores++
 	return db, nil
+}
+
+// follow returns the state a restore to target amounts to: the state as
+// of a restore entry is the state as of its target, so chains of them (an
+// undo of an undo...) are followed with one direct get per link rather
+// than one nested build each. links is the number of links followed.
+func (s *Source) follow(ctx context.Context, target uint64) (uint64, int, error) {
+	links := 0
+	for target > 0 {
+		te, ok, err := s.Journal.EntryAt(ctx, s.Subject, target)
+		if err != nil {
+			return 0, links, err
+		}
+		if !ok {
+			break
+		}
+		next, isRestore := te.Restore()
+		if !isRestore {
+			break
+		}
+		if next >= target {
+			return 0, links, s.badRestore(target, next)
+		}
+		target = next
+		links++
+	}
+	return target, links, nil
 }
 
 // finishRestore records restore entry e (at seq r) as applied to db, which
