@@ -391,3 +391,47 @@ func durableAlarm(t *testing.T, e *env, ns, name string) string {
 	}
 	return strconv.FormatInt(f.Alarm, 10)
 }
+
+// TestRequestsQueuedBehindARestore: requests waiting in the mailbox while
+// an object restores go to its next activation and see the restored
+// state; none fails.
+func TestRequestsQueuedBehindARestore(t *testing.T) {
+	e := newBookmarkEnv(t, nil, "", nil)
+	e.mustCall(t, "bm", "o", "put", "a=1")
+	b := e.mustCall(t, "bm", "o", "bookmark", "")
+	e.mustCall(t, "bm", "o", "put", "a=2")
+
+	obj := e.client.Namespace("bm").Get("o")
+	restored := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(restored)
+		if _, err := obj.Do(t.Context(), "restore", []byte(b)); err != nil {
+			errs <- err
+		}
+	}()
+	const n = 20
+	got := make(chan string, n)
+	for range n {
+		go func() {
+			resp, err := obj.Do(t.Context(), "get", []byte("a"))
+			if err != nil {
+				got <- "error: " + err.Error()
+				return
+			}
+			got <- string(resp.Body)
+		}()
+	}
+	for range n {
+		if v := <-got; v != "1" && v != "2" {
+			t.Fatalf("a get racing the restore: %s", v)
+		}
+	}
+	<-restored
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	e.want(t, "o", "get", "a", "1")
+}
