@@ -435,3 +435,62 @@ func TestRequestsQueuedBehindARestore(t *testing.T) {
 	}
 	e.want(t, "o", "get", "a", "1")
 }
+
+// alarmRestorer restores its object to a bookmark from its alarm handler.
+type alarmRestorer struct {
+	actor.Handler
+	state    *actor.State
+	bookmark *string
+	fired    chan string
+}
+
+func (a alarmRestorer) Alarm(ctx context.Context, info actor.AlarmInfo) error {
+	undo, err := a.state.Storage().RestoreBookmark(ctx, *a.bookmark)
+	a.fired <- undo
+	return err
+}
+
+func TestRestoreFromAlarm(t *testing.T) {
+	var bookmark string
+	fired := make(chan string, 10)
+	clock := clocktest.New(time.Now().Add(time.Hour).Truncate(time.Millisecond))
+	e := newEnvWith(t, nil, "", func(c *actor.Config) { c.Clock = clock }, func(rt *actor.Runtime) {
+		if err := rt.Register("bm", func(s *actor.State) actor.Handler {
+			return alarmRestorer{Handler: bookmarker(s), state: s, bookmark: &bookmark, fired: fired}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	e.mustCall(t, "bm", "o", "put", "a=1")
+	bookmark = e.mustCall(t, "bm", "o", "bookmark", "")
+	e.mustCall(t, "bm", "o", "put", "a=2")
+	e.mustCall(t, "bm", "o", "set-alarm", strconv.FormatInt(clock.Now().Add(10*time.Second).UnixMilli(), 10))
+
+	deadline := time.Now().Add(10 * time.Second)
+	var undo string
+	for undo == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the alarm did not fire")
+		}
+		clock.Advance(time.Second)
+		select {
+		case undo = <-fired:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// The alarm's acknowledgement and the object's close follow the
+	// restore's append: the next request sees the restored state.
+	waitFor(t, func() bool {
+		got, err := e.call(t, "bm", "o", "get", "a")
+		return err == nil && got == "1"
+	})
+	if got := e.mustCall(t, "bm", "o", "alarm", ""); got != "none" {
+		t.Fatalf("alarm after restoring a state without one: %s", got)
+	}
+	if n := len(journalRestores(t, e, "bm", "o")); n != 1 {
+		t.Fatalf("%d restore entries, want 1", n)
+	}
+	if undo == "" || undo == bookmark {
+		t.Fatalf("undo bookmark %q", undo)
+	}
+}
