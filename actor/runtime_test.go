@@ -213,14 +213,7 @@ func TestCounterConcurrentCallers(t *testing.T) {
 
 func TestReplyOnlyAfterJournal(t *testing.T) {
 	e := newEnv(t, nil, "", nil)
-	js, err := jetstream.New(e.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jr, err := journal.Open(t.Context(), js, journal.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	jr := openJournal(t, e)
 	subject := e.rt.Subjects().Journal("counter", string(actor.NameID("counter", "gate")))
 	var wg sync.WaitGroup
 	for c := 0; c < 8; c++ {

@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/opendo/opendo/actor"
 	"github.com/opendo/opendo/internal/natstest"
 	"github.com/opendo/opendo/journal"
@@ -29,15 +27,8 @@ func TestSnapshotAndRetention(t *testing.T) {
 			t.Fatalf("incr %d: %s", i, got)
 		}
 	}
-	js, err := jetstream.New(e.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jr, err := journal.Open(t.Context(), js, journal.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	snaps, err := journal.OpenSnapshots(t.Context(), js, journal.SnapshotConfig{})
+	jr := openJournal(t, e)
+	snaps, err := journal.OpenSnapshots(t.Context(), e.srv.JetStream(t), journal.SnapshotConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
