@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -138,7 +139,8 @@ func (s objectStorage) ready(ctx context.Context) error {
 
 // source is the object's history, for rebuilds.
 func (o *object) source() *rebuild.Source {
-	return &rebuild.Source{Journal: o.rt.jr, Snapshots: o.rt.snaps, Subject: o.subject, Options: sqlite.Options{CacheKiB: o.rt.cfg.CacheKiB}}
+	return &rebuild.Source{Journal: o.rt.jr, Snapshots: o.rt.snaps, Subject: o.subject, TempDir: o.rt.tmpDir(),
+		Options: sqlite.Options{CacheKiB: o.rt.cfg.CacheKiB}}
 }
 
 // currentBookmark waits until the transactions committed so far are
@@ -167,7 +169,7 @@ func (o *object) currentBookmark(ctx context.Context) (journal.Bookmark, error) 
 // its alarm: the restore schedules it before it is journaled, as any
 // alarm change.
 func (o *object) restoredAlarm(ctx context.Context, seq uint64) (alarmEffect, error) {
-	tmp := o.rt.objectPath(o.ns.name, o.id) + ".bookmark-" + ulid.Make().String()
+	tmp := filepath.Join(o.rt.tmpDir(), "bookmark-"+ulid.Make().String()+".db")
 	defer removeDB(tmp)
 	db, _, err := o.source().Build(ctx, tmp, seq)
 	if err != nil {

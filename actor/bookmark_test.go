@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -493,4 +494,33 @@ func TestRestoreFromAlarm(t *testing.T) {
 	if undo == "" || undo == bookmark {
 		t.Fatalf("undo bookmark %q", undo)
 	}
+}
+
+// TestStartEmptiesScratchDir: scratch files a crashed run left behind
+// (snapshot copies, restored states being built) are removed by Start.
+func TestStartEmptiesScratchDir(t *testing.T) {
+	data := t.TempDir()
+	stale := filepath.Join(data, ".tmp", "snapshot-01M8DEQ31QA2QF2GDZ17CMB7G0.db")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte("half a copy"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newBookmarkEnv(t, nil, data, nil)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale scratch file after Start: %v", err)
+	}
+	// Restores work with the scratch directory.
+	e.mustCall(t, "bm", "o", "put", "a=1")
+	b := e.mustCall(t, "bm", "o", "bookmark", "")
+	e.mustCall(t, "bm", "o", "put", "a=2")
+	e.mustCall(t, "bm", "o", "restore", b)
+	e.want(t, "o", "get", "a", "1")
+	// The restored state's snapshot is uploaded in the background from a
+	// scratch copy: wait for it to go.
+	waitFor(t, func() bool {
+		left, err := os.ReadDir(filepath.Join(data, ".tmp"))
+		return err == nil && len(left) == 0
+	})
 }

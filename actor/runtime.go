@@ -33,7 +33,9 @@ const (
 type Config struct {
 	// Conn is the NATS connection (required). The runtime does not close it.
 	Conn *nats.Conn
-	// DataDir holds the objects' SQLite files (required).
+	// DataDir holds the objects' SQLite files, one directory per namespace,
+	// and scratch files in DataDir/.tmp, emptied by Start (required). One
+	// runtime per directory.
 	DataDir string
 	// Prefix is the first token of every subject; default "opendo".
 	Prefix string
@@ -210,6 +212,14 @@ func (rt *Runtime) Start(ctx context.Context) error {
 	rt.mu.Unlock()
 
 	if err := os.MkdirAll(rt.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("actor: data dir: %w", err)
+	}
+	// Scratch files (snapshot copies, restored states being built) of an
+	// earlier run that crashed.
+	if err := os.RemoveAll(rt.tmpDir()); err != nil {
+		return fmt.Errorf("actor: data dir: %w", err)
+	}
+	if err := os.Mkdir(rt.tmpDir(), 0o755); err != nil {
 		return fmt.Errorf("actor: data dir: %w", err)
 	}
 	js, err := jetstream.New(rt.nc)
@@ -505,6 +515,10 @@ func (rt *Runtime) replyError(m *nats.Msg, err error) {
 		rt.log.Warn("reply failed", logErr, perr)
 	}
 }
+
+// tmpDir holds the runtime's scratch files; Start empties it. Namespaces
+// are subject tokens, which never hold a dot: it cannot be one's directory.
+func (rt *Runtime) tmpDir() string { return filepath.Join(rt.cfg.DataDir, ".tmp") }
 
 func (rt *Runtime) objectPath(ns string, id ID) string {
 	return filepath.Join(rt.cfg.DataDir, ns, string(id)+".db")

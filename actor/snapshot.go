@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/oklog/ulid/v2"
 
@@ -20,7 +21,7 @@ func (o *object) maybeSnapshot() {
 		return
 	}
 	o.markDurable()
-	tmp := o.db.Path() + ".snap-" + ulid.Make().String()
+	tmp := filepath.Join(o.rt.tmpDir(), "snapshot-"+ulid.Make().String()+".db")
 	seq, err := o.db.Snapshot(context.Background(), tmp)
 	if err != nil {
 		o.rt.log.Warn("snapshot failed", logNS, o.ns.name, logID, o.id, logErr, err)

@@ -28,6 +28,10 @@ type Source struct {
 	Snapshots *journal.Snapshots // nil: the object has no snapshots
 	Subject   string
 	Options   sqlite.Options // for the files it opens
+	// TempDir holds the temporary files of restores (the target states
+	// being built); default: the directory of the file being built. It
+	// must be on the same file system (files are renamed into place).
+	TempDir string
 	// OnEntry, if set, is called after each entry is read to be applied
 	// (progress). Entries that a later restore entry supersedes may be
 	// skipped, unreported.
@@ -419,8 +423,12 @@ func (s *Source) applyRestore(ctx context.Context, h *history, db *sqlite.DB, r 
 			return nil, err
 		}
 	}
-	// Beside path, with a name that does not grow with the nesting depth.
-	tmp := filepath.Join(filepath.Dir(path), ".restore-"+ulid.Make().String()+".db")
+	// A name that does not grow with the nesting depth.
+	dir := s.TempDir
+	if dir == "" {
+		dir = filepath.Dir(path)
+	}
+	tmp := filepath.Join(dir, ".restore-"+ulid.Make().String()+".db")
 	tdb, err := s.restored(ctx, h, tmp, r, e, depth, st)
 	if err != nil {
 		return nil, errors.Join(err, removeFiles(tmp))
