@@ -68,6 +68,12 @@ func journalTestObject(state *actor.State) actor.Handler {
 				return nil, err
 			}
 			return actor.JSON(row["n"])
+		case "bookmark":
+			b, err := st.Bookmark(ctx)
+			return actor.Text(b), err
+		case "restore": // body: a bookmark
+			undo, err := st.RestoreBookmark(ctx, string(req.Body))
+			return actor.Text(undo), err
 		}
 		return &actor.Response{Status: http.StatusNotFound}, nil
 	})
