@@ -257,17 +257,23 @@ func (o *object) activate(ctx context.Context) error {
 	if seq < last {
 		src := o.source()
 		var st rebuild.Stats
-		if seq == 0 {
-			// No usable file: the latest snapshot (entries it covers may
-			// have been purged) or the whole history, and the tail.
+		// Without a usable file, or with a snapshot ahead of it (faster
+		// than the journal, and required if the entries in between were
+		// purged): build from the latest snapshot (or the whole history)
+		// and the tail. Otherwise roll the file forward.
+		ahead := seq == 0
+		if !ahead {
+			info, ok, err := o.rt.snaps.Latest(ctx, o.subject)
+			if err != nil {
+				db.Close()
+				return fmt.Errorf("latest snapshot of %s: %w", o.subject, err)
+			}
+			ahead = ok && info.Seq > seq && info.Seq <= last
+		}
+		if ahead {
 			db.Close()
 			db, st, err = src.Build(ctx, path, last)
 		} else {
-			// A snapshot ahead of the file is faster than the journal, and
-			// required if the entries in between were purged.
-			if db, _, err = o.restoreSnapshot(ctx, db, path, seq, last); err != nil {
-				return err
-			}
 			db, st, err = src.CatchUp(ctx, db, last)
 		}
 		if err != nil {

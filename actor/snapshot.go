@@ -2,14 +2,10 @@ package actor
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/oklog/ulid/v2"
-
-	"github.com/opendo/opendo/storage/sqlite"
 )
 
 // maybeSnapshot takes a snapshot when enough entries piled up since the
@@ -80,34 +76,4 @@ func (o *object) waitSnapshot(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// restoreSnapshot replaces db (at journal sequence seq) by the latest
-// snapshot if it is ahead. It returns the database to use and its sequence.
-func (o *object) restoreSnapshot(ctx context.Context, db *sqlite.DB, path string, seq, last uint64) (*sqlite.DB, uint64, error) {
-	info, ok, err := o.rt.snaps.Latest(ctx, o.subject)
-	if err != nil {
-		db.Close()
-		return nil, 0, fmt.Errorf("latest snapshot of %s: %w", o.subject, err)
-	}
-	if !ok || info.Seq <= seq || info.Seq > last {
-		return db, seq, nil
-	}
-	db.Close()
-	if err := removeDB(path); err != nil {
-		return nil, 0, err
-	}
-	if err := o.rt.snaps.Fetch(ctx, info, path); err != nil {
-		return nil, 0, fmt.Errorf("fetch snapshot of %s at %d: %w", o.subject, info.Seq, err)
-	}
-	db, err = sqlite.Open(ctx, path, sqlite.Options{CacheKiB: o.rt.cfg.CacheKiB})
-	if err != nil {
-		return nil, 0, errors.Join(fmt.Errorf("open snapshot of %s: %w", o.subject, err), removeDB(path))
-	}
-	if got, dirty := db.Seq(); got != info.Seq || dirty {
-		db.Close()
-		return nil, 0, fmt.Errorf("snapshot of %s says seq %d (dirty %v), its tag %d", o.subject, got, dirty, info.Seq)
-	}
-	o.sinceSnap = 0
-	return db, info.Seq, nil
 }

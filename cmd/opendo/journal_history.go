@@ -93,7 +93,7 @@ func (c *journalConn) materialize(ctx context.Context, subject string, upto uint
 	if err != nil {
 		return nil, materialized{}, err
 	}
-	last, err := src.Last(ctx)
+	last, err := c.jr.LastSeq(ctx, subject)
 	if err != nil {
 		return nil, materialized{}, err
 	}

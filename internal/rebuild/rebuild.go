@@ -109,11 +109,6 @@ func (h *history) start(upto uint64) (after uint64, ok bool) {
 	return 0, h.fromStart
 }
 
-// Last returns the sequence of the subject's last entry (0 if none).
-func (s *Source) Last(ctx context.Context) (uint64, error) {
-	return s.Journal.LastSeq(ctx, s.Subject)
-}
-
 // Build materializes the state as of seq upto (the state after the last
 // entry at or before it; 0 is the empty state) into a new file at path,
 // replacing any file there, and returns it open.
