@@ -50,18 +50,10 @@ func BenchmarkActivation100k(b *testing.B) {
 	keepAll := &journal.Retention{KeepEntries: math.MaxUint64}
 	activate := func(b *testing.B, snapshotEvery int) time.Duration {
 		b.Helper()
-		rt, err := actor.New(actor.Config{Conn: nc, DataDir: b.TempDir(), SnapshotEvery: snapshotEvery, Retention: keepAll})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := rt.Register(counter.Namespace, counter.New); err != nil {
-			b.Fatal(err)
-		}
-		if err := rt.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
+		// Each activation on its own runtime, closed after it: another
+		// would serve the object from memory.
+		rt, c := counterRuntime(b, actor.Config{Conn: nc, DataDir: b.TempDir(), SnapshotEvery: snapshotEvery, Retention: keepAll})
 		defer rt.Close(ctx)
-		c, _ := actor.NewClient(nc, actor.ClientConfig{Timeout: time.Minute})
 		start := time.Now()
 		resp, err := c.Namespace(counter.Namespace).Get("big").Do(ctx, "get", nil)
 		took := time.Since(start)
@@ -96,4 +88,22 @@ func BenchmarkActivation100k(b *testing.B) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	b.Run("snapshot", func(b *testing.B) { run(b, -1) })
+}
+
+// counterRuntime starts a runtime serving the counter example with cfg and
+// returns it with a client. The caller closes it.
+func counterRuntime(b *testing.B, cfg actor.Config) (*actor.Runtime, *actor.Client) {
+	b.Helper()
+	rt, err := actor.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rt.Register(counter.Namespace, counter.New); err != nil {
+		b.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	c, _ := actor.NewClient(cfg.Conn, actor.ClientConfig{Timeout: time.Minute})
+	return rt, c
 }

@@ -21,18 +21,8 @@ func BenchmarkRestoreBookmark(b *testing.B) {
 	srv := natstest.Start(b)
 	nc := srv.Conn(b)
 	ctx := context.Background()
-	rt, err := actor.New(actor.Config{Conn: nc, DataDir: b.TempDir(), SnapshotEvery: 250})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := rt.Register(counter.Namespace, counter.New); err != nil {
-		b.Fatal(err)
-	}
-	if err := rt.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
+	rt, c := counterRuntime(b, actor.Config{Conn: nc, DataDir: b.TempDir(), SnapshotEvery: 250})
 	defer rt.Close(ctx)
-	c, _ := actor.NewClient(nc, actor.ClientConfig{Timeout: time.Minute})
 	obj := c.Namespace(counter.Namespace).Get("bench")
 	call := func(path, body string) string {
 		resp, err := obj.Do(ctx, path, []byte(body))
