@@ -55,7 +55,10 @@ func ParseID(s string) (ID, error) {
 }
 
 // ValidName reports whether name can name an object: 1 to MaxNameLen bytes
-// of valid UTF-8 without control characters (names travel in NATS headers).
+// of valid UTF-8 with no Unicode control character (category Cc: U+0000–U+001F,
+// U+007F–U+009F) and no bidirectional formatting character (U+202A–U+202E,
+// U+2066–U+2069), which could make a name print as another one. Names travel
+// in NATS headers and are printed by tools, never used in subjects.
 func ValidName(name string) error {
 	if name == "" || len(name) > MaxNameLen {
 		return fmt.Errorf("%w: name must have 1 to %d bytes", ErrInvalidName, MaxNameLen)
@@ -64,8 +67,29 @@ func ValidName(name string) error {
 		return fmt.Errorf("%w: name is not valid UTF-8", ErrInvalidName)
 	}
 	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: name holds a control character", ErrInvalidName)
+		switch {
+		case r < 0x20 || r >= 0x7f && r <= 0x9f:
+			return fmt.Errorf("%w: name holds control character %U", ErrInvalidName, r)
+		case r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069:
+			return fmt.Errorf("%w: name holds bidirectional formatting character %U", ErrInvalidName, r)
+		}
+	}
+	return nil
+}
+
+// MaxRequestIDLen is the longest request ID, in bytes.
+const MaxRequestIDLen = 256
+
+// ValidRequestID reports whether id can be a request ID: 1 to
+// MaxRequestIDLen printable ASCII characters (0x21–0x7E: no space, no
+// control). Request IDs are journaled and printed by the journal tools.
+func ValidRequestID(id string) error {
+	if id == "" || len(id) > MaxRequestIDLen {
+		return fmt.Errorf("request id must have 1 to %d bytes", MaxRequestIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x21 || c > 0x7e {
+			return fmt.Errorf("request id holds byte 0x%02x; only printable ASCII (0x21-0x7e) is allowed", c)
 		}
 	}
 	return nil

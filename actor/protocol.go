@@ -56,8 +56,10 @@ func decodeRequest(m *nats.Msg) (*Request, error) {
 	if len(req.Method) > 64 {
 		return nil, Errorf(http.StatusBadRequest, CodeBadRequest, "method longer than 64 bytes")
 	}
-	if len(req.ID) > 256 {
-		return nil, Errorf(http.StatusBadRequest, CodeBadRequest, "request id longer than 256 bytes")
+	if req.ID != "" {
+		if err := ValidRequestID(req.ID); err != nil {
+			return nil, Errorf(http.StatusBadRequest, CodeBadRequest, "header %s: %v", HeaderRequestID, err)
+		}
 	}
 	return req, nil
 }
