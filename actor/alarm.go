@@ -98,7 +98,10 @@ func (o *object) fire(ctx context.Context, f alarms.Firing, ack func() error) {
 	}
 	reqID := "alarm-" + ulid.Make().String()
 	o.restoreTo = nil
-	herr := o.invokeAlarm(ctx, f)
+	dl, herr := o.withDeadline(ctx, func(ctx context.Context) error { return o.invokeAlarm(ctx, f) }, nil)
+	if dl != deadlineMet {
+		herr = o.timeoutError()
+	}
 	if herr == nil {
 		// The alarm is done unless the handler set a new one.
 		if cur, ok, err := o.db.AlarmTime(ctx); err != nil {

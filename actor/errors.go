@@ -30,7 +30,8 @@ const (
 	CodeHandlerPanic     = "handler_panic"     // the handler panicked (500)
 	CodeConflict         = "conflict"          // another node wrote the object's journal (409)
 	CodeUnavailable      = "unavailable"       // journal unreachable or runtime closing (503)
-	CodeOverloaded       = "overloaded"        // the object's mailbox is full (503)
+	CodeOverloaded       = "overloaded"        // too much queued; the request was not run (503)
+	CodeTimeout          = "timeout"           // the handler ran past its deadline; its writes were rolled back (504)
 	CodeInternal         = "internal"          // bug or unexpected failure (500)
 )
 

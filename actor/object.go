@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,7 +35,9 @@ type object struct {
 	subject string // journal subject
 	prev    chan struct{}
 	done    chan struct{}
-	mailbox chan envelope
+	mailbox *mailbox
+	hasSlot atomic.Bool // holds one of the runtime's MaxActive slots
+	stuck   atomic.Bool // a handler runs past its deadline
 	acks    chan appendResult
 	local   chan alarms.Firing // the local alarm timer fired
 	poke    chan struct{}      // a sync finished (Config.Sync)
@@ -110,7 +113,7 @@ func newObject(rt *Runtime, ns *namespace, id ID, key string, prev chan struct{}
 		subject: rt.subj.Journal(ns.name, string(id)),
 		prev:    prev,
 		done:    make(chan struct{}),
-		mailbox: make(chan envelope, rt.cfg.MailboxSize),
+		mailbox: newMailbox(),
 		acks:    make(chan appendResult, 1),
 		local:   make(chan alarms.Firing, 1),
 		poke:    make(chan struct{}, 1),
@@ -128,6 +131,12 @@ func (o *object) run() {
 		case <-ctx.Done():
 		}
 	}
+	if !o.rt.acquireSlot(ctx) {
+		o.rt.release(o, true)
+		o.overloadQueued(overloadActive)
+		return
+	}
+	o.hasSlot.Store(true)
 	if err := o.activate(ctx); err != nil {
 		o.rt.log.Error("activation failed", logNS, o.ns.name, logID, o.id, logErr, err)
 		o.rt.release(o, true)
@@ -137,16 +146,25 @@ func (o *object) run() {
 	idle := time.NewTimer(o.rt.cfg.IdleTimeout)
 	defer idle.Stop()
 	for {
-		mailbox := o.mailbox
+		wake := o.mailbox.wake
 		if len(o.open) >= o.rt.cfg.MaxPendingTxns {
-			mailbox = nil // backpressure: wait for the journal
+			wake = nil // backpressure: wait for the journal
 		}
 		select {
-		case env := <-mailbox:
+		case <-wake:
+			env, ok := o.mailbox.pop()
+			if !ok {
+				break
+			}
+			o.rt.dequeued(env)
 			if ctx.Err() != nil { // closing: select picked this at random
 				o.rt.refuse(env, ErrClosed)
 				o.shutdown()
 				return
+			}
+			if env.firing == nil && o.rt.clock.Now().Sub(env.at) > o.rt.cfg.MaxQueueWait {
+				o.rt.overloaded(env, overloadWait, o.ns.name, o.id)
+				break
 			}
 			if env.firing != nil {
 				o.fire(ctx, *env.firing, env.ack)
@@ -357,7 +375,15 @@ func (o *object) handle(ctx context.Context, env envelope) {
 		return
 	}
 	o.restoreTo = nil
-	resp, herr := o.invoke(ctx, req)
+	var resp *Response
+	dl, herr := o.withDeadline(ctx, func(ctx context.Context) (err error) {
+		resp, err = o.invoke(ctx, req)
+		return err
+	}, func(err error) { o.rt.replyError(m, err) })
+	if dl != deadlineMet {
+		o.restoreTo = nil
+		herr = o.timeoutError()
+	}
 	if herr == nil && o.broken != nil {
 		herr = Errorf(http.StatusServiceUnavailable, CodeUnavailable, "journal append failed: %v", o.broken)
 	}
@@ -367,6 +393,9 @@ func (o *object) handle(ctx context.Context, env envelope) {
 		o.rt.log.Error("rollback failed", logNS, o.ns.name, logID, o.id, logErr, err)
 		o.broken = err
 	}
+	if dl == deadlineAnswered {
+		return // the caller already has its timeout error
+	}
 	if herr != nil {
 		o.reply(m, encodeError(m.Reply, herr))
 		return
@@ -375,6 +404,58 @@ func (o *object) handle(ctx context.Context, env envelope) {
 		resp = &Response{}
 	}
 	o.reply(m, encodeResponse(m.Reply, resp))
+}
+
+// deadlineOutcome tells how a handler run went against its deadline.
+type deadlineOutcome int
+
+const (
+	deadlineMet      deadlineOutcome = iota // it returned in time
+	deadlineMissed                          // it returned after its deadline
+	deadlineAnswered                        // it was still running at the deadline: stuck() ran
+)
+
+// withDeadline runs fn with a context that ends after Config.HandlerTimeout.
+// If fn is still running then, stuck is called at once from another
+// goroutine with the timeout error (to answer the caller), and the object
+// refuses new requests until fn returns. Go cannot stop a goroutine: a
+// handler that ignores its context keeps its object until it returns.
+// Any outcome but deadlineMet means the run's writes must be rolled back
+// and the handler rebuilt.
+func (o *object) withDeadline(ctx context.Context, fn func(context.Context) error, stuck func(error)) (deadlineOutcome, error) {
+	hctx, cancel := context.WithTimeout(ctx, o.rt.cfg.HandlerTimeout)
+	defer cancel()
+	var state atomic.Int32 // 0 running, 1 returned, 2 claimed by the watchdog
+	stop := context.AfterFunc(hctx, func() {
+		if hctx.Err() != context.DeadlineExceeded || !state.CompareAndSwap(0, 2) {
+			return
+		}
+		o.stuck.Store(true)
+		o.rt.count.stuck.Add(1)
+		o.rt.log.Warn("handler still running past its deadline; the object refuses requests until it returns", logNS, o.ns.name, logID, o.id, "timeout", o.rt.cfg.HandlerTimeout)
+		if stuck != nil {
+			stuck(o.timeoutError())
+		}
+	})
+	err := fn(hctx)
+	stop()
+	if !state.CompareAndSwap(0, 1) {
+		o.stuck.Store(false)
+		o.rt.count.stuck.Add(-1)
+		o.rt.count.handlerTimeouts.Add(1)
+		o.handler = o.ns.factory(o.state)
+		return deadlineAnswered, err
+	}
+	if hctx.Err() == context.DeadlineExceeded {
+		o.rt.count.handlerTimeouts.Add(1)
+		o.handler = o.ns.factory(o.state)
+		return deadlineMissed, err
+	}
+	return deadlineMet, err
+}
+
+func (o *object) timeoutError() *Error {
+	return Errorf(http.StatusGatewayTimeout, CodeTimeout, "handler of %s/%s ran past its deadline (%v); its writes were rolled back", o.ns.name, o.id, o.rt.cfg.HandlerTimeout)
 }
 
 // invoke runs the handler, turning a panic into an error and rebuilding
@@ -544,7 +625,7 @@ func (o *object) release(h heldReply) {
 }
 
 func (o *object) send(m *nats.Msg) {
-	if err := o.rt.nc.PublishMsg(m); err != nil {
+	if err := o.rt.replyNC.PublishMsg(m); err != nil {
 		o.rt.log.Warn("reply failed", logNS, o.ns.name, logID, o.id, logErr, err)
 	}
 }
@@ -718,24 +799,24 @@ func (o *object) closeFiles(remove bool) {
 
 // redeliverQueued hands requests still in the mailbox to a new activation.
 func (o *object) redeliverQueued() {
-	for {
-		select {
-		case env := <-o.mailbox:
-			o.rt.enqueue(o.ns.name, o.id, env)
-		default:
-			return
-		}
+	for env, ok := o.mailbox.pop(); ok; env, ok = o.mailbox.pop() {
+		o.rt.dequeued(env)
+		o.rt.enqueue(o.ns.name, o.id, env)
 	}
 }
 
 func (o *object) failQueued(err error) {
-	for {
-		select {
-		case env := <-o.mailbox:
-			o.rt.refuse(env, err)
-		default:
-			return
-		}
+	for env, ok := o.mailbox.pop(); ok; env, ok = o.mailbox.pop() {
+		o.rt.dequeued(env)
+		o.rt.refuse(env, err)
+	}
+}
+
+// overloadQueued refuses every queued request for reason r.
+func (o *object) overloadQueued(r overloadReason) {
+	for env, ok := o.mailbox.pop(); ok; env, ok = o.mailbox.pop() {
+		o.rt.dequeued(env)
+		o.rt.overloaded(env, r, o.ns.name, o.id)
 	}
 }
 

@@ -50,8 +50,38 @@ type Config struct {
 	// default 2 minutes. Its next request reactivates it.
 	IdleTimeout time.Duration
 	// MailboxSize bounds each object's queue of waiting requests; a request
-	// finding it full gets an "overloaded" error. Default 1024.
+	// finding it full gets "overloaded: too many requests queued". Default
+	// 1024.
 	MailboxSize int
+	// MaxQueuedBytes bounds the bytes (subject, reply, headers, body) of
+	// the requests waiting at one object; beyond it a request gets
+	// "overloaded: too much data queued". Default 64 MiB.
+	MaxQueuedBytes int64
+	// MaxQueuedBytesTotal bounds the bytes of the requests waiting in all
+	// of the runtime's mailboxes together. Default 256 MiB (see
+	// docs/operations.md for the whole memory bound).
+	MaxQueuedBytesTotal int64
+	// MaxQueueWait is how long a request may wait in a mailbox; one that
+	// waited longer is not run and gets "overloaded: queued too long".
+	// Default 30 s.
+	MaxQueueWait time.Duration
+	// HandlerTimeout bounds one run of a handler (a request or an alarm);
+	// the handler's context ends then. A request whose handler runs past it
+	// gets "timeout" at once, its writes are rolled back and the handler is
+	// rebuilt, as after a panic. Default 30 s.
+	HandlerTimeout time.Duration
+	// ReplyPrefixes are the subjects the runtime publishes replies under;
+	// a request whose reply subject lies elsewhere (or that has none) is
+	// not run, and nothing is published for it. Default
+	// [DefaultReplyPrefix] ("_INBOX."); add the prefix of clients that use
+	// a custom inbox prefix. No prefix may overlap the runtime's own
+	// subjects or "$JS.", "$KV.", "$O.", "$SYS.".
+	ReplyPrefixes []string
+	// ReplyConn, when set, publishes the replies instead of Conn. Give it a
+	// NATS user that may publish only to inboxes: then no reply can reach
+	// JetStream or the runtime's own subjects even if the reply check had
+	// a bug (docs/security.md). The runtime does not close it.
+	ReplyConn *nats.Conn
 	// MaxPendingTxns bounds the transactions of one object that are
 	// committed locally but not yet durable; the object stops taking
 	// requests until its journal catches up. Default 1024.
@@ -72,13 +102,23 @@ type Config struct {
 	// journal.DefaultKeepEntries entries and journal.DefaultKeepFor; set
 	// KeepEntries to math.MaxUint64 to keep everything.
 	Retention *journal.Retention
-	// MaxActive is a soft cap on active objects: activating one more asks
-	// a few others to close their files early (those with work in flight
-	// decline; an alarm of a closed object still fires, through its
-	// durable schedule). An open object holds 3 file descriptors; the
-	// default keeps them within the process's descriptor limit:
-	// (RLIMIT_NOFILE - 1024) / 4, at least 256.
+	// MaxActive caps the objects holding their files open. An activation
+	// beyond it asks idle objects to close early (those with work in
+	// flight decline; an alarm of a closed object still fires, through its
+	// durable schedule) and waits up to ActivationWait for a slot, then its
+	// requests get "overloaded: too many objects active". An open object
+	// holds 3 file descriptors; the default keeps them well within the
+	// process's descriptor limit, leaving 1024 for NATS (an embedded
+	// server's connections and stream files) and the rest of the process:
+	// (RLIMIT_NOFILE - 1024) / 4, at least 64 and at most 10,000.
 	MaxActive int
+	// ActivationWait bounds how long an activation waits for a slot under
+	// MaxActive; default 10 s.
+	ActivationWait time.Duration
+	// MaxActivating bounds the objects waiting for a slot; a request that
+	// would make one more gets "overloaded: too many objects active" at
+	// once. Default 4096.
+	MaxActivating int
 	// Logger receives the runtime's logs; default slog.Default().
 	Logger *slog.Logger
 	// Clock tells time and runs alarm timers; default the real clock.
@@ -110,6 +150,7 @@ type Runtime struct {
 	subj       bus.Subjects
 	log        *slog.Logger
 	nc         *nats.Conn
+	replyNC    *nats.Conn // publishes replies (Config.ReplyConn, else nc)
 	js         jetstream.JetStream
 	jr         *journal.Journal
 	snaps      *journal.Snapshots
@@ -118,6 +159,11 @@ type Runtime struct {
 	stopAlarms func()
 	syncer     *syncer
 	maxSize    int // largest journal entry
+
+	slots    chan struct{} // one token per active object (Config.MaxActive)
+	count    counters
+	badReply limitedLog // requests refused for their reply subject
+	overload limitedLog // requests refused as overloaded
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -158,6 +204,31 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.MaxActive <= 0 {
 		cfg.MaxActive = defaultMaxActive()
 	}
+	if cfg.MaxQueuedBytes <= 0 {
+		cfg.MaxQueuedBytes = 64 << 20
+	}
+	if cfg.MaxQueuedBytesTotal <= 0 {
+		cfg.MaxQueuedBytesTotal = 256 << 20
+	}
+	if cfg.MaxQueueWait <= 0 {
+		cfg.MaxQueueWait = 30 * time.Second
+	}
+	if cfg.HandlerTimeout <= 0 {
+		cfg.HandlerTimeout = 30 * time.Second
+	}
+	if cfg.ActivationWait <= 0 {
+		cfg.ActivationWait = 10 * time.Second
+	}
+	if cfg.MaxActivating <= 0 {
+		cfg.MaxActivating = 4096
+	}
+	if cfg.ReplyPrefixes == nil {
+		cfg.ReplyPrefixes = []string{DefaultReplyPrefix}
+	}
+	cfg.ReplyPrefixes = append([]string(nil), cfg.ReplyPrefixes...)
+	if err := checkReplyPrefixes(cfg.ReplyPrefixes, subj.Prefix); err != nil {
+		return nil, err
+	}
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 1000
 	}
@@ -173,7 +244,13 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = alarms.RealClock()
 	}
-	rt := &Runtime{cfg: cfg, subj: subj, log: cfg.Logger, nc: cfg.Conn, clock: cfg.Clock}
+	rt := &Runtime{cfg: cfg, subj: subj, log: cfg.Logger, nc: cfg.Conn, replyNC: cfg.Conn, clock: cfg.Clock}
+	if cfg.ReplyConn != nil {
+		rt.replyNC = cfg.ReplyConn
+	}
+	rt.slots = make(chan struct{}, cfg.MaxActive)
+	rt.badReply.every = time.Second
+	rt.overload.every = time.Second
 	rt.mu.namespaces = map[string]*namespace{}
 	rt.mu.objects = map[string]*object{}
 	rt.mu.exiting = map[string]chan struct{}{}
@@ -263,7 +340,10 @@ func (rt *Runtime) Start(ctx context.Context) error {
 			rt.unsubscribe()
 			return fmt.Errorf("actor: subscribe %s: %w", s.subject, err)
 		}
-		_ = sub.SetPendingLimits(1<<20, 1<<30)
+		// What waits here, before the callback moves it into a mailbox
+		// (where the queue limits apply), is bounded too; beyond it NATS
+		// drops messages and their callers time out.
+		_ = sub.SetPendingLimits(1<<16, subPendingBytes)
 		rt.mu.Lock()
 		rt.mu.subs = append(rt.mu.subs, sub)
 		rt.mu.Unlock()
@@ -335,8 +415,27 @@ func (rt *Runtime) ActiveObjects() int {
 	return len(rt.mu.objects)
 }
 
+// subPendingBytes bounds the messages a request subscription holds before
+// its callback takes them.
+const subPendingBytes = 64 << 20
+
+// checkReply refuses a request whose reply subject the runtime must not
+// publish to (see Config.ReplyPrefixes): nothing is published for it.
+func (rt *Runtime) checkReply(m *nats.Msg) bool {
+	why := replyAllowed(m.Reply, rt.cfg.ReplyPrefixes)
+	if why == "" {
+		return true
+	}
+	rt.count.refusedReplies.Add(1)
+	rt.badReply.warn(rt.log, "request refused: "+why, "subject", m.Subject, "reply", quoteCut(m.Reply, 128))
+	return false
+}
+
 func (rt *Runtime) onRequestByID(m *nats.Msg) {
 	// <prefix>.req.<ns>.<id>
+	if !rt.checkReply(m) {
+		return
+	}
 	ns, id, ok := lastTwoTokens(m.Subject)
 	if !ok {
 		rt.replyError(m, Errorf(http.StatusBadRequest, CodeBadRequest, "bad subject %q", m.Subject))
@@ -357,6 +456,9 @@ func (rt *Runtime) onRequestByID(m *nats.Msg) {
 
 func (rt *Runtime) onRequestByName(m *nats.Msg) {
 	// <prefix>.name.<ns>
+	if !rt.checkReply(m) {
+		return
+	}
 	_, ns, ok := lastTwoTokens(m.Subject)
 	if !ok {
 		rt.replyError(m, Errorf(http.StatusBadRequest, CodeBadRequest, "bad subject %q", m.Subject))
@@ -386,18 +488,10 @@ func lastTwoTokens(s string) (string, string, bool) {
 	return a, b, a != "" && b != ""
 }
 
-// envelope is a request or an alarm firing waiting in a mailbox.
-type envelope struct {
-	msg    *nats.Msg
-	name   string
-	firing *alarms.Firing // an alarm firing instead of a request
-	ack    func() error   // acknowledges the firing
-}
-
 // deliver puts m into the mailbox of (ns, id), activating the object if
 // needed.
 func (rt *Runtime) deliver(ns string, id ID, name string, m *nats.Msg) {
-	rt.enqueue(ns, id, envelope{msg: m, name: name})
+	rt.enqueue(ns, id, envelope{msg: m, name: name, size: msgSize(m), at: rt.clock.Now()})
 }
 
 // onFiring routes an alarm firing to its object. A firing that cannot be
@@ -409,7 +503,7 @@ func (rt *Runtime) onFiring(f alarms.Firing, ack func() error) {
 		_ = ack()
 		return
 	}
-	rt.enqueue(f.NS, id, envelope{firing: &f, ack: ack})
+	rt.enqueue(f.NS, id, envelope{firing: &f, ack: ack, at: rt.clock.Now()})
 }
 
 func (rt *Runtime) enqueue(ns string, id ID, env envelope) {
@@ -420,6 +514,11 @@ func (rt *Runtime) enqueue(ns string, id ID, env envelope) {
 		rt.refuse(env, ErrClosed)
 		return
 	}
+	if env.size > 0 && rt.count.queuedBytes.Load()+env.size > rt.cfg.MaxQueuedBytesTotal {
+		rt.mu.Unlock()
+		rt.overloaded(env, overloadTotal, ns, id)
+		return
+	}
 	o := rt.mu.objects[key]
 	if o == nil {
 		nsp := rt.mu.namespaces[ns]
@@ -428,29 +527,68 @@ func (rt *Runtime) enqueue(ns string, id ID, env envelope) {
 			rt.refuse(env, fmt.Errorf("%w: %q", ErrUnknownNamespace, ns))
 			return
 		}
-		if len(rt.mu.objects) >= rt.cfg.MaxActive {
-			rt.askToEvict(4)
+		if len(rt.slots) == cap(rt.slots) && rt.count.activating.Load() >= int64(rt.cfg.MaxActivating) {
+			rt.mu.Unlock()
+			rt.overloaded(env, overloadActive, ns, id)
+			return
 		}
 		o = newObject(rt, nsp, id, key, rt.mu.exiting[key])
 		rt.mu.objects[key] = o
 		rt.wg.Add(1)
 		go o.run()
 	}
-	select {
-	case o.mailbox <- env:
+	if o.stuck.Load() && env.firing == nil {
 		rt.mu.Unlock()
-	default:
-		rt.mu.Unlock()
-		rt.refuse(env, Errorf(http.StatusServiceUnavailable, CodeOverloaded, "object %s/%s has %d requests waiting", ns, id, cap(o.mailbox)))
+		rt.refuse(env, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "object %s/%s is stuck in a handler past its deadline", ns, id))
+		return
 	}
+	if r := o.mailbox.push(env, rt.cfg.MailboxSize, rt.cfg.MaxQueuedBytes); r != overloadNone {
+		rt.mu.Unlock()
+		rt.overloaded(env, r, ns, id)
+		return
+	}
+	rt.count.queuedBytes.Add(env.size)
+	rt.mu.Unlock()
+}
+
+// dequeued takes env's bytes off the runtime's queue count.
+func (rt *Runtime) dequeued(env envelope) { rt.count.queuedBytes.Add(-env.size) }
+
+// overloaded refuses env for reason r. A refused firing stays
+// unacknowledged: JetStream delivers it again later.
+func (rt *Runtime) overloaded(env envelope, r overloadReason, ns string, id ID) {
+	rt.count.overloaded[r].Add(1)
+	var msg string
+	switch r {
+	case overloadCount:
+		msg = fmt.Sprintf("too many requests queued at object %s/%s (%d)", ns, id, rt.cfg.MailboxSize)
+	case overloadBytes:
+		msg = fmt.Sprintf("too much data queued at object %s/%s (limit %d bytes)", ns, id, rt.cfg.MaxQueuedBytes)
+	case overloadTotal:
+		msg = fmt.Sprintf("too much data queued in this runtime (limit %d bytes)", rt.cfg.MaxQueuedBytesTotal)
+	case overloadWait:
+		msg = fmt.Sprintf("request queued too long at object %s/%s (over %v); it was not run", ns, id, rt.cfg.MaxQueueWait)
+	case overloadActive:
+		msg = fmt.Sprintf("too many objects active or activating (%d active at most)", rt.cfg.MaxActive)
+	}
+	rt.overload.warn(rt.log, "request refused: overloaded", logNS, ns, logID, id, "why", msg)
+	if env.firing != nil {
+		return
+	}
+	rt.replyError(env.msg, Errorf(http.StatusServiceUnavailable, CodeOverloaded, "%s", msg))
 }
 
 // askToEvict asks up to n active objects (in map order, i.e. at random)
-// to close early. Called with rt.mu held.
+// to close early.
 func (rt *Runtime) askToEvict(n int) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
 	for _, o := range rt.mu.objects {
 		if n == 0 {
 			return
+		}
+		if !o.hasSlot.Load() {
+			continue
 		}
 		select {
 		case o.evict <- struct{}{}:
@@ -460,12 +598,40 @@ func (rt *Runtime) askToEvict(n int) {
 	}
 }
 
+// acquireSlot waits for one of the MaxActive slots: it asks idle objects
+// to close while it waits, and gives up after ActivationWait.
+func (rt *Runtime) acquireSlot(ctx context.Context) bool {
+	select {
+	case rt.slots <- struct{}{}:
+		return true
+	default:
+	}
+	rt.count.activating.Add(1)
+	defer rt.count.activating.Add(-1)
+	deadline := time.NewTimer(rt.cfg.ActivationWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		rt.askToEvict(4)
+		select {
+		case rt.slots <- struct{}{}:
+			return true
+		case <-tick.C:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 func defaultMaxActive() int {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
-		return 16384
+		return 10000
 	}
-	return max(256, (int(lim.Cur)-1024)/4)
+	return min(10000, max(64, (int(lim.Cur)-1024)/4))
 }
 
 // refuse answers a request that cannot be queued. A refused firing stays
@@ -487,7 +653,7 @@ func (rt *Runtime) refuse(env envelope, err error) {
 func (rt *Runtime) release(o *object, force bool) bool {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	if !force && len(o.mailbox) > 0 {
+	if !force && o.mailbox.len() > 0 {
 		return false
 	}
 	if rt.mu.objects[o.key] == o {
@@ -499,6 +665,9 @@ func (rt *Runtime) release(o *object, force bool) bool {
 
 // exited is called by an object's goroutine when its files are closed.
 func (rt *Runtime) exited(o *object) {
+	if o.hasSlot.Swap(false) {
+		<-rt.slots
+	}
 	rt.mu.Lock()
 	if rt.mu.exiting[o.key] == o.done {
 		delete(rt.mu.exiting, o.key)
@@ -507,11 +676,12 @@ func (rt *Runtime) exited(o *object) {
 	close(o.done)
 }
 
+// replyError answers m with err. m's reply subject was checked on arrival.
 func (rt *Runtime) replyError(m *nats.Msg, err error) {
 	if m.Reply == "" {
 		return
 	}
-	if perr := rt.nc.PublishMsg(encodeError(m.Reply, err)); perr != nil {
+	if perr := rt.replyNC.PublishMsg(encodeError(m.Reply, err)); perr != nil {
 		rt.log.Warn("reply failed", logErr, perr)
 	}
 }
