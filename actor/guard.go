@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,10 +164,11 @@ func (rt *Runtime) Stats() Stats {
 	}
 }
 
-// quoteCut quotes s for a log line, cut to at most n bytes.
-func quoteCut(s string, n int) string {
+// cutLog cuts s to at most n bytes for a log line (slog's handlers
+// escape what they print).
+func cutLog(s string, n int) string {
 	if len(s) > n {
-		return strconv.QuoteToASCII(s[:n]) + "..."
+		return s[:n] + "..."
 	}
-	return strconv.QuoteToASCII(s)
+	return s
 }

@@ -115,10 +115,10 @@ func (mb *mailbox) len() int {
 type overloadReason int
 
 const (
-	overloadNone    overloadReason = iota
-	overloadCount                  // too many requests queued at the object
-	overloadBytes                  // too much data queued at the object
-	overloadTotal                  // too much data queued in the runtime
-	overloadWait                   // queued too long
-	overloadActive                 // too many objects active or activating
+	overloadNone   overloadReason = iota
+	overloadCount                 // too many requests queued at the object
+	overloadBytes                 // too much data queued at the object
+	overloadTotal                 // too much data queued in the runtime
+	overloadWait                  // queued too long
+	overloadActive                // too many objects active or activating
 )

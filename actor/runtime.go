@@ -427,7 +427,7 @@ func (rt *Runtime) checkReply(m *nats.Msg) bool {
 		return true
 	}
 	rt.count.refusedReplies.Add(1)
-	rt.badReply.warn(rt.log, "request refused: "+why, "subject", m.Subject, "reply", quoteCut(m.Reply, 128))
+	rt.badReply.warn(rt.log, "request refused: "+why, "subject", m.Subject, "reply", cutLog(m.Reply, 128))
 	return false
 }
 

@@ -30,6 +30,13 @@ func WithSyncAlways() Option {
 	return func(o *server.Options) { o.SyncAlways = true }
 }
 
+// WithUsers turns on user/password authentication with these users, each
+// with its own permissions, in the server's global account (which has
+// JetStream). Connect with ConnAs.
+func WithUsers(users ...*server.User) Option {
+	return func(o *server.Options) { o.Users = append(o.Users, users...) }
+}
+
 // Server is an embedded nats-server owned by a test.
 type Server struct {
 	opts server.Options // as last started; Port is the bound port
@@ -102,11 +109,24 @@ func (s *Server) NATS() *server.Server {
 // so it survives Restart.
 func (s *Server) Conn(t testing.TB) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(s.URL(),
+	return s.ConnWith(t)
+}
+
+// ConnAs returns a new connection (see Conn) authenticated as user.
+func (s *Server) ConnAs(t testing.TB, user, password string) *nats.Conn {
+	t.Helper()
+	return s.ConnWith(t, nats.UserInfo(user, password))
+}
+
+// ConnWith returns a new connection (see Conn) with extra options.
+func (s *Server) ConnWith(t testing.TB, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	opts = append([]nats.Option{
 		nats.Name(t.Name()),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(20*time.Millisecond),
-	)
+		nats.ReconnectWait(20 * time.Millisecond),
+	}, opts...)
+	nc, err := nats.Connect(s.URL(), opts...)
 	if err != nil {
 		t.Fatalf("natstest: connect: %v", err)
 	}
