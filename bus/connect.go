@@ -2,6 +2,7 @@ package bus
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -23,6 +24,10 @@ type ConnectConfig struct {
 	User, Password, Token string
 	// TLS: CA bundle to trust, and a client certificate and key for mutual TLS.
 	TLSCA, TLSCert, TLSKey string
+	// Logger, when set, receives the connection's events: disconnects,
+	// reconnects (with the server's URL), the connection closing, and
+	// asynchronous errors such as permission violations and slow consumers.
+	Logger *slog.Logger
 }
 
 // DefaultURL is used when neither ConnectConfig.URL nor $NATS_URL is set.
@@ -67,6 +72,26 @@ func Connect(cfg ConnectConfig) (*nats.Conn, error) {
 	}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
 		opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
+	}
+	if log := cfg.Logger; log != nil {
+		opts = append(opts,
+			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+				log.Warn("nats disconnected", "conn", cfg.Name, "err", err)
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				log.Info("nats reconnected", "conn", cfg.Name, "url", nc.ConnectedUrlRedacted())
+			}),
+			nats.ClosedHandler(func(nc *nats.Conn) {
+				log.Info("nats connection closed", "conn", cfg.Name)
+			}),
+			nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+				args := []any{"conn", cfg.Name, "err", err}
+				if sub != nil {
+					args = append(args, "subject", sub.Subject)
+				}
+				log.Error("nats error", args...)
+			}),
+		)
 	}
 	url := ResolveURL(cfg.URL)
 	nc, err := nats.Connect(url, opts...)

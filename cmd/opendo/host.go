@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,11 +16,15 @@ import (
 
 // runtimeFlags configure the runtime hosted by dev and serve.
 type runtimeFlags struct {
-	prefix     string
-	partitions int
-	replicas   int
-	idle       time.Duration
-	logLevel   string
+	prefix         string
+	partitions     int
+	replicas       int
+	idle           time.Duration
+	logLevel       string
+	replyPrefixes  string
+	handlerTimeout time.Duration
+	maxActive      int
+	replyNC        *nats.Conn // set by serve's -reply-* flags
 }
 
 func (f *runtimeFlags) register(fs *flag.FlagSet) {
@@ -28,6 +33,9 @@ func (f *runtimeFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.replicas, "replicas", 1, "journal stream replicas (3 on a production cluster)")
 	fs.DurationVar(&f.idle, "idle", 2*time.Minute, "evict objects idle this long")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.replyPrefixes, "reply-prefix", actor.DefaultReplyPrefix, "comma-separated subject prefixes replies may go to (requests with other reply subjects are refused)")
+	fs.DurationVar(&f.handlerTimeout, "handler-timeout", 30*time.Second, "deadline of one handler run; past it the caller gets 'timeout'")
+	fs.IntVar(&f.maxActive, "max-active", 0, "most objects with open files (default from the descriptor limit, at most 10000)")
 }
 
 // host runs a runtime with the example namespaces on nc until ctx ends.
@@ -43,6 +51,11 @@ func host(ctx context.Context, nc *nats.Conn, dataDir string, f runtimeFlags, sy
 		IdleTimeout: f.idle,
 		Logger:      log,
 		Sync:        syncFn,
+
+		ReplyPrefixes:  strings.Split(f.replyPrefixes, ","),
+		ReplyConn:      f.replyNC,
+		HandlerTimeout: f.handlerTimeout,
+		MaxActive:      f.maxActive,
 	})
 	if err != nil {
 		return err

@@ -17,6 +17,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	nf.register(fs, "nats")
 	var rf runtimeFlags
 	rf.register(fs)
+	var reply natsFlags
+	fs.StringVar(&reply.creds, "reply-creds", "", "credentials of a second NATS user that publishes the replies (give it publish rights to inboxes only; docs/security.md)")
+	fs.StringVar(&reply.user, "reply-user", "", "user of the reply connection (simple auth)")
+	fs.StringVar(&reply.password, "reply-password", "", "password of the reply connection")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -27,11 +31,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	nc, err := bus.Connect(nf.config("opendo-serve"))
+	cc := nf.config("opendo-serve")
+	cc.Logger = log
+	nc, err := bus.Connect(cc)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	if reply.creds != "" || reply.user != "" {
+		rc := cc
+		rc.Name = "opendo-serve-replies"
+		rc.CredsFile, rc.NKeyFile, rc.User, rc.Password, rc.Token = reply.creds, "", reply.user, reply.password, ""
+		rnc, err := bus.Connect(rc)
+		if err != nil {
+			return fmt.Errorf("reply connection: %w", err)
+		}
+		defer rnc.Close()
+		rf.replyNC = rnc
+	}
 	return host(ctx, nc, *data, rf, nil, log, func() {
 		fmt.Fprintf(stdout, "opendo serve: connected to %s; namespaces: %s\nready\n", nc.ConnectedUrlRedacted(), strings.Join(examples.Namespaces(), ", "))
 	})

@@ -1,0 +1,36 @@
+package bus_test
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opendo/opendo/bus"
+	"github.com/opendo/opendo/internal/natstest"
+	"github.com/opendo/opendo/internal/syncbuf"
+)
+
+// TestConnectLogsDisconnects: operators see a connection drop and come
+// back in the logs.
+func TestConnectLogsDisconnects(t *testing.T) {
+	srv := natstest.Start(t)
+	var buf syncbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	nc, err := bus.Connect(bus.ConnectConfig{URL: srv.URL(), Name: "test-node", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	srv.Restart(t)
+	// The handlers run on the connection's callback goroutine, soon after.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, want := range []string{`msg="nats disconnected" conn=test-node`, `msg="nats reconnected" conn=test-node url=nats://127.0.0.1:`} {
+		for !strings.Contains(buf.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("log lacks %q:\n%s", want, buf.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
