@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/opendo/opendo/journal"
@@ -71,7 +72,7 @@ func (v restoreView) String() string {
 	case v.target == 0:
 		return "restore to the empty state (seq 0)"
 	case v.bookmark != "":
-		return fmt.Sprintf("restore to seq %d (bookmark %s)", v.target, v.bookmark)
+		return fmt.Sprintf("restore to seq %d (bookmark %s)", v.target, safeText(v.bookmark))
 	case v.gone:
 		return fmt.Sprintf("restore to seq %d (bookmark unknown: the journal no longer has this object's entry at seq %d)", v.target, v.target)
 	}
@@ -93,17 +94,11 @@ func (p *entryPrinter) print(ctx context.Context, subject, ns, id string, seq ui
 			m := &je.Txns[0].Mutations[0]
 			m.Bookmark = rv.bookmark
 		}
-		b, err := json.Marshal(je)
-		if err != nil {
-			return err
-		}
-		b = append(b, '\n')
-		_, err = p.w.Write(b)
-		return err
+		return writeJSONLine(p.w, je)
 	}
 	var b strings.Builder
 	if p.object {
-		fmt.Fprintf(&b, "%s/%s ", ns, id)
+		fmt.Fprintf(&b, "%s/%s ", safeText(ns), safeText(id))
 	}
 	fmt.Fprintf(&b, "seq %d  %s  commit %s", seq, fmtEntryTime(e.Time), e.CommitID)
 	if e.FromSnapshot {
@@ -112,7 +107,7 @@ func (p *entryPrinter) print(ctx context.Context, subject, ns, id string, seq ui
 	b.WriteByte('\n')
 	for i := range e.Txns {
 		tx := &e.Txns[i]
-		fmt.Fprintf(&b, "  txn request %s  %s\n", orDash(tx.RequestID), fmtEntryTime(tx.Context.Time))
+		fmt.Fprintf(&b, "  txn request %s  %s\n", orDash(safeText(tx.RequestID)), fmtEntryTime(tx.Context.Time))
 		for j := range tx.Mutations {
 			b.WriteString("    ")
 			if m := &tx.Mutations[j]; isRestore && m.Op == storage.OpRestore {
@@ -135,6 +130,87 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// safeText returns s fit to print on an operator's terminal: s itself when
+// it is valid UTF-8 made of printable characters (unicode.IsPrint: letters,
+// marks, numbers, punctuation, symbols and the ASCII space, so "café" and
+// "名前" stay as they are) and does not start with a double quote; otherwise
+// s quoted by strconv.Quote, which escapes every control character (C0, DEL,
+// C1 such as U+0085 and U+009B), every format character (among them the
+// bidirectional overrides and isolates U+202A–U+202E and U+2066–U+2069),
+// the other non-ASCII spaces and line separators, and invalid UTF-8 bytes,
+// so no escape sequence or reordering reaches the terminal. Quoting a
+// printable s that starts with '"' keeps the output unambiguous: a value
+// printed with a leading '"' is always a quoted one.
+//
+// Human output passes every value that came from outside the command
+// through safeText (or quotes it itself, as keys and SQL text are): request
+// IDs, namespaces and IDs parsed from subjects, subjects, bookmarks, errors.
+// JSON output is made safe by writeJSONLine instead.
+func safeText(s string) string {
+	if printableText(s) && !strings.HasPrefix(s, `"`) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// printableText reports whether s is valid UTF-8 made of printable
+// characters (see safeText).
+func printableText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// writeJSONLine writes v as one line of JSON. encoding/json escapes the
+// C0 controls and U+2028/U+2029 but writes DEL, the C1 controls (U+0085,
+// U+009B CSI...) and the bidi overrides and isolates as they are, which a
+// terminal would act on: those, and every other character unicode.IsPrint
+// refuses, are written as \uXXXX escapes too. They can only occur inside
+// JSON strings, so the escapes decode to the very same values.
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b = append(escapeJSONText(b), '\n')
+	_, err = w.Write(b)
+	return err
+}
+
+// escapeJSONText returns the JSON text b with every non-printable
+// character that encoding/json leaves raw written as a \uXXXX escape (a
+// UTF-16 surrogate pair beyond the BMP).
+func escapeJSONText(b []byte) []byte {
+	i := 0
+	for i < len(b) && b[i] < utf8.RuneSelf && b[i] != 0x7f {
+		i++
+	}
+	if i == len(b) {
+		return b
+	}
+	out := append(make([]byte, 0, len(b)+32), b[:i]...)
+	for i < len(b) {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == 0x7f || r >= utf8.RuneSelf && !unicode.IsPrint(r) {
+			if r1, r2 := utf16.EncodeRune(r); r1 != unicode.ReplacementChar {
+				out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+			} else {
+				out = fmt.Appendf(out, `\u%04x`, r)
+			}
+		} else {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	return out
 }
 
 // mutation formats one mutation on one line.
@@ -215,11 +291,16 @@ func (p *entryPrinter) sqlArg(a any) string {
 	case float64:
 		return strconv.FormatFloat(v, 'g', -1, 64)
 	case string:
-		s := v
+		// A text that cannot be printed as it is shows as a Go-quoted
+		// string (see safeText), like the SQL text before it.
+		s, cut := v, ""
 		if !p.full && len(s) > maxShownText {
-			return "'" + strings.ReplaceAll(cutUTF8(s, maxShownText), "'", "''") + fmt.Sprintf("'... (%d bytes)", len(s))
+			s, cut = cutUTF8(s, maxShownText), fmt.Sprintf("... (%d bytes)", len(v))
 		}
-		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+		if !printableText(s) {
+			return strconv.Quote(s) + cut
+		}
+		return "'" + strings.ReplaceAll(s, "'", "''") + "'" + cut
 	case []byte:
 		if !p.full && len(v) > maxShownHex {
 			return "X'" + hex.EncodeToString(v[:maxShownHex]) + fmt.Sprintf("'... (%d bytes)", len(v))

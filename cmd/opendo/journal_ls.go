@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -64,9 +63,8 @@ func runJournalLs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return nil
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
 		for i := range objs {
-			if err := enc.Encode(&objs[i]); err != nil {
+			if err := writeJSONLine(stdout, &objs[i]); err != nil {
 				return err
 			}
 		}
@@ -79,7 +77,7 @@ func runJournalLs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if o.SnapshotSeq > 0 {
 			snap = strconv.FormatUint(o.SnapshotSeq, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", o.NS, o.ID, o.Partition, o.Entries, o.FirstSeq, o.LastSeq, snap, fmtEntryTime(o.LastWrite))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", safeText(o.NS), safeText(o.ID), o.Partition, o.Entries, o.FirstSeq, o.LastSeq, snap, fmtEntryTime(o.LastWrite))
 	}
 	return tw.Flush()
 }
@@ -158,13 +156,13 @@ func (c *journalConn) listObjects(ctx context.Context, sel objSelection, last bo
 func (c *journalConn) lastEntry(ctx context.Context, snaps *journal.Snapshots, o *objInfo) error {
 	first, err := c.jr.FirstSeq(ctx, o.Subject)
 	if err != nil {
-		return fmt.Errorf("first entry of %s: %w", o.Subject, err)
+		return fmt.Errorf("first entry of %s: %w", safeText(o.Subject), err)
 	}
 	o.FirstSeq = first
 	if snaps != nil {
 		info, ok, err := snaps.Latest(ctx, o.Subject)
 		if err != nil {
-			return fmt.Errorf("latest snapshot of %s: %w", o.Subject, err)
+			return fmt.Errorf("latest snapshot of %s: %w", safeText(o.Subject), err)
 		}
 		if ok {
 			o.SnapshotSeq = info.Seq
@@ -172,7 +170,7 @@ func (c *journalConn) lastEntry(ctx context.Context, snaps *journal.Snapshots, o
 	}
 	m, err := c.jr.Stream().GetLastMsgForSubject(ctx, o.Subject)
 	if err != nil {
-		return fmt.Errorf("last entry of %s: %w", o.Subject, err)
+		return fmt.Errorf("last entry of %s: %w", safeText(o.Subject), err)
 	}
 	o.LastSeq, o.LastWrite = m.Sequence, m.Time
 	if e, err := journal.Decode(m.Data); err == nil && !e.Time.IsZero() {

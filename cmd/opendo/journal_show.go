@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -56,7 +55,7 @@ func runJournalShow(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	p := &entryPrinter{w: stdout, json: *asJSON, full: *full, bookmarks: c.bookmarkOf}
 	if !p.json {
-		fmt.Fprintf(stdout, "# %s: %s on %s\n", ref, journalCount(entries, "entry", "entries"), subject)
+		fmt.Fprintf(stdout, "# %s: %s on %s\n", safeText(ref.String()), journalCount(entries, "entry", "entries"), safeText(subject))
 	}
 	if note != "" {
 		w := stdout
@@ -140,7 +139,6 @@ func showRestores(ctx context.Context, c *journalConn, p *entryPrinter, subject 
 		tw = tabwriter.NewWriter(p.w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "SEQ\tTIME\tREQUEST\tTARGET\tBOOKMARK")
 	}
-	enc := json.NewEncoder(p.w)
 	n := 0
 	err := c.jr.Read(ctx, subject, after, upto, func(seq uint64, e *journal.Entry) error {
 		rv, ok, err := p.restore(ctx, subject, e)
@@ -150,17 +148,17 @@ func showRestores(ctx context.Context, c *journalConn, p *entryPrinter, subject 
 		n++
 		tx := &e.Txns[0]
 		if p.json {
-			return enc.Encode(jsonRestore{Seq: seq, Time: e.Time.UTC(), Commit: e.CommitID.String(),
+			return writeJSONLine(p.w, jsonRestore{Seq: seq, Time: e.Time.UTC(), Commit: e.CommitID.String(),
 				Request: tx.RequestID, Target: rv.target, Bookmark: rv.bookmark})
 		}
-		bm := rv.bookmark
+		bm := safeText(rv.bookmark)
 		switch {
 		case rv.target == 0:
 			bm += " (the empty state)"
 		case bm == "":
 			bm = "unknown (the object's entry at seq " + strconv.FormatUint(rv.target, 10) + " is no longer in the journal)"
 		}
-		_, err = fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", seq, fmtEntryTime(e.Time), orDash(tx.RequestID), rv.target, bm)
+		_, err = fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", seq, fmtEntryTime(e.Time), orDash(safeText(tx.RequestID)), rv.target, bm)
 		return err
 	})
 	if tw != nil {

@@ -76,7 +76,7 @@ func runJournalTail(ctx context.Context, args []string, stdout, stderr io.Writer
 		_, ns, id, _ := c.parseSubject(msg.Subject())
 		e, err := journal.Decode(msg.Data())
 		if err != nil {
-			fmt.Fprintf(stderr, "opendo: %s seq %d: %v\n", msg.Subject(), md.Sequence.Stream, err)
+			fmt.Fprintf(stderr, "opendo: %s seq %d: %s\n", safeText(msg.Subject()), md.Sequence.Stream, safeText(err.Error()))
 			continue
 		}
 		if err := p.print(ctx, msg.Subject(), ns, id, md.Sequence.Stream, e); err != nil {
