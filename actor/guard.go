@@ -120,8 +120,9 @@ func (l *limitedLog) warn(log *slog.Logger, msg string, args ...any) {
 
 // Stats counts what a runtime refused and holds; see Runtime.Stats.
 type Stats struct {
-	// Active objects (holding their files) and objects waiting for a slot.
-	Active, Activating int
+	// Active objects (holding their files), objects waiting for a slot,
+	// and the cap (Config.MaxActive).
+	Active, Activating, MaxActive int
 	// QueuedBytes is the size of the requests waiting in mailboxes.
 	QueuedBytes int64
 	// RefusedReplies counts requests not run because their reply subject
@@ -153,6 +154,7 @@ func (rt *Runtime) Stats() Stats {
 	return Stats{
 		Active:           int(len(rt.slots)),
 		Activating:       int(c.activating.Load()),
+		MaxActive:        cap(rt.slots),
 		QueuedBytes:      c.queuedBytes.Load(),
 		RefusedReplies:   c.refusedReplies.Load(),
 		OverloadedCount:  c.overloaded[overloadCount].Load(),

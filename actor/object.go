@@ -28,23 +28,25 @@ import (
 // fields after creation, except mailbox (sent to by the runtime under its
 // lock) and acks (sent to by its append goroutine).
 type object struct {
-	rt      *Runtime
-	ns      *namespace
-	id      ID
-	key     string
-	subject string // journal subject
-	prev    chan struct{}
-	done    chan struct{}
-	mailbox *mailbox
-	hasSlot atomic.Bool // holds one of the runtime's MaxActive slots
-	stuck   atomic.Bool // a handler runs past its deadline
-	acks    chan appendResult
-	local   chan alarms.Firing // the local alarm timer fired
-	poke    chan struct{}      // a sync finished (Config.Sync)
-	evict   chan struct{}      // the runtime is short of file descriptors
-	syncMu  sync.Mutex         // guards syncedG and syncErr, set by the syncer
-	syncedG uint64
-	syncErr error
+	rt       *Runtime
+	ns       *namespace
+	id       ID
+	key      string
+	subject  string // journal subject
+	prev     chan struct{}
+	done     chan struct{}
+	mailbox  *mailbox
+	hasSlot  atomic.Bool  // holds one of the runtime's MaxActive slots
+	stuck    atomic.Bool  // a handler runs past its deadline
+	idle     atomic.Bool  // nothing queued or in flight: may close when asked
+	lastUsed atomic.Int64 // when it last handled something (Unix ns), for eviction
+	acks     chan appendResult
+	local    chan alarms.Firing // the local alarm timer fired
+	poke     chan struct{}      // a sync finished (Config.Sync)
+	evict    chan struct{}      // the runtime is short of file descriptors
+	syncMu   sync.Mutex         // guards syncedG and syncErr, set by the syncer
+	syncedG  uint64
+	syncErr  error
 
 	db      *sqlite.DB
 	state   *State
@@ -208,6 +210,8 @@ func (o *object) run() {
 			return
 		}
 		o.maybeSnapshot()
+		o.idle.Store(!o.inflight && len(o.open) == 0 && len(o.held) == 0 && o.mailbox.len() == 0)
+		o.lastUsed.Store(time.Now().UnixNano())
 		if !idle.Stop() {
 			select {
 			case <-idle.C:

@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -160,10 +162,12 @@ type Runtime struct {
 	syncer     *syncer
 	maxSize    int // largest journal entry
 
-	slots    chan struct{} // one token per active object (Config.MaxActive)
-	count    counters
-	badReply limitedLog // requests refused for their reply subject
-	overload limitedLog // requests refused as overloaded
+	slots     chan struct{} // one token per active object (Config.MaxActive)
+	evictWake chan struct{} // an activation waits for a slot
+	evictBuf  []*object     // askToEvict's scratch, under mu
+	count     counters
+	badReply  limitedLog // requests refused for their reply subject
+	overload  limitedLog // requests refused as overloaded
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -175,6 +179,7 @@ type Runtime struct {
 		objects    map[string]*object
 		exiting    map[string]chan struct{} // objects shutting down, by key
 		subs       []*nats.Subscription
+		pending    int // objects created that have no slot yet
 		started    bool
 		closed     bool
 	}
@@ -249,6 +254,7 @@ func New(cfg Config) (*Runtime, error) {
 		rt.replyNC = cfg.ReplyConn
 	}
 	rt.slots = make(chan struct{}, cfg.MaxActive)
+	rt.evictWake = make(chan struct{}, 1)
 	rt.badReply.every = time.Second
 	rt.overload.every = time.Second
 	rt.mu.namespaces = map[string]*namespace{}
@@ -324,6 +330,8 @@ func (rt *Runtime) Start(ctx context.Context) error {
 	if rt.cfg.Sync != nil {
 		rt.syncer = newSyncer(rt.cfg.Sync)
 	}
+	rt.wg.Add(1)
+	go rt.evictor()
 
 	for _, s := range []struct {
 		subject string
@@ -527,11 +535,12 @@ func (rt *Runtime) enqueue(ns string, id ID, env envelope) {
 			rt.refuse(env, fmt.Errorf("%w: %q", ErrUnknownNamespace, ns))
 			return
 		}
-		if len(rt.slots) == cap(rt.slots) && rt.count.activating.Load() >= int64(rt.cfg.MaxActivating) {
+		if len(rt.slots)+rt.mu.pending >= cap(rt.slots) && rt.mu.pending >= rt.cfg.MaxActivating {
 			rt.mu.Unlock()
 			rt.overloaded(env, overloadActive, ns, id)
 			return
 		}
+		rt.mu.pending++
 		o = newObject(rt, nsp, id, key, rt.mu.exiting[key])
 		rt.mu.objects[key] = o
 		rt.wg.Add(1)
@@ -578,29 +587,14 @@ func (rt *Runtime) overloaded(env envelope, r overloadReason, ns string, id ID) 
 	rt.replyError(env.msg, Errorf(http.StatusServiceUnavailable, CodeOverloaded, "%s", msg))
 }
 
-// askToEvict asks up to n active objects (in map order, i.e. at random)
-// to close early.
-func (rt *Runtime) askToEvict(n int) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	for _, o := range rt.mu.objects {
-		if n == 0 {
-			return
-		}
-		if !o.hasSlot.Load() {
-			continue
-		}
-		select {
-		case o.evict <- struct{}{}:
-			n--
-		default:
-		}
-	}
-}
-
-// acquireSlot waits for one of the MaxActive slots: it asks idle objects
-// to close while it waits, and gives up after ActivationWait.
+// acquireSlot waits for one of the MaxActive slots, up to ActivationWait,
+// while the evictor asks idle objects to close.
 func (rt *Runtime) acquireSlot(ctx context.Context) bool {
+	defer func() {
+		rt.mu.Lock()
+		rt.mu.pending--
+		rt.mu.Unlock()
+	}()
 	select {
 	case rt.slots <- struct{}{}:
 		return true
@@ -608,22 +602,69 @@ func (rt *Runtime) acquireSlot(ctx context.Context) bool {
 	}
 	rt.count.activating.Add(1)
 	defer rt.count.activating.Add(-1)
+	select {
+	case rt.evictWake <- struct{}{}:
+	default:
+	}
 	deadline := time.NewTimer(rt.cfg.ActivationWait)
 	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
+	select {
+	case rt.slots <- struct{}{}:
+		return true
+	case <-deadline.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// evictor asks idle objects to close while activations wait for a slot:
+// as many as wait, every few milliseconds. One goroutine does it, so that
+// waiting activations do not contend for the runtime's lock.
+func (rt *Runtime) evictor() {
+	defer rt.wg.Done()
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		rt.askToEvict(4)
 		select {
-		case rt.slots <- struct{}{}:
-			return true
-		case <-tick.C:
-		case <-deadline.C:
-			return false
-		case <-ctx.Done():
-			return false
+		case <-rt.evictWake:
+		case <-rt.ctx.Done():
+			return
+		}
+		for n := rt.count.activating.Load(); n > 0; n = rt.count.activating.Load() {
+			rt.askToEvict(int(n))
+			select {
+			case <-tick.C:
+			case <-rt.ctx.Done():
+				return
+			}
 		}
 	}
+}
+
+// askToEvict asks up to n idle active objects to close early, those idle
+// longest first, so that objects in steady use stay active.
+func (rt *Runtime) askToEvict(n int) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	cands := rt.evictBuf[:0]
+	for _, o := range rt.mu.objects {
+		if o.hasSlot.Load() && o.idle.Load() {
+			cands = append(cands, o)
+		}
+	}
+	if len(cands) > n {
+		slices.SortFunc(cands, func(a, b *object) int { return cmp.Compare(a.lastUsed.Load(), b.lastUsed.Load()) })
+		cands = cands[:n]
+	}
+	for _, o := range cands {
+		select {
+		case o.evict <- struct{}{}:
+		default:
+		}
+	}
+	clear(rt.evictBuf[:cap(rt.evictBuf)])
+	rt.evictBuf = cands[:0]
 }
 
 func defaultMaxActive() int {

@@ -34,6 +34,8 @@ var benchWorkloads = []benchWorkload{
 	{name: "touch-100k", baseline: "read", explicit: true, summary: "activate -objects distinct objects once each (read), evicted after -idle"},
 	{name: "alarm-1", baseline: benchNoBaseline, explicit: true, summary: "lateness of -rounds isolated alarms, each set 200 ms ahead"},
 	{name: "alarm-10k", baseline: benchNoBaseline, explicit: true, summary: "lateness of -alarms alarms due at the same instant (own runtime)"},
+	{name: "burst", baseline: benchNoBaseline, explicit: true, summary: "one request to each of -burst new objects, all at once, while an existing object is called (own runtime)"},
+	{name: "flood", baseline: benchNoBaseline, explicit: true, summary: "-flood requests of -flood-size bytes at once to one slow object (own runtime)"},
 }
 
 func benchWorkloadByName(name string) (benchWorkload, bool) {
@@ -51,6 +53,8 @@ type benchOptions struct {
 	callers, conns   int
 	objects          int
 	rounds, alarms   int
+	burst, flood     int
+	floodSize        int
 	idle             time.Duration
 	replicas         int
 	payload          int
@@ -73,6 +77,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.objects, "objects", 100000, "objects touched by touch-100k")
 	fs.IntVar(&o.rounds, "rounds", 20, "isolated alarms of alarm-1 (0: as many as fit in -duration)")
 	fs.IntVar(&o.alarms, "alarms", 10000, "alarms of alarm-10k, all due at the same instant")
+	fs.IntVar(&o.burst, "burst", 20000, "new objects of the burst workload")
+	fs.IntVar(&o.flood, "flood", 400, "requests of the flood workload")
+	fs.IntVar(&o.floodSize, "flood-size", 7<<20, "body bytes of each flood request (the embedded server takes 8 MiB messages)")
 	fs.DurationVar(&o.idle, "idle", 2*time.Second, "IdleTimeout of touch-100k's runtime (the other workloads keep the default)")
 	fs.IntVar(&o.replicas, "replicas", 1, "replicas of the bench streams (with -nats on a cluster)")
 	fs.IntVar(&o.payload, "payload", 128, "bytes per echo request and per jspub message (an incr journal entry: ~90 bytes + ~90 bytes of headers)")
@@ -100,6 +107,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{"-objects must be at least 1"}
 	case o.rounds < 0:
 		return usageError{"-rounds must not be negative"}
+	case o.burst < 1 || o.flood < 1 || o.floodSize < 0:
+		return usageError{"-burst and -flood must be at least 1, -flood-size not negative"}
 	case o.alarms < 1:
 		return usageError{"-alarms must be at least 1"}
 	case o.idle <= 0:
@@ -319,6 +328,7 @@ type benchTable struct {
 	rows  int
 	ext   []*benchResult
 	alarm []*benchResult
+	flood []*benchResult
 }
 
 const benchRowFormat = "%-11s %-7s %7s %11s %9s %9s %7s  %-8s %11s %7s %8s\n"
@@ -340,7 +350,9 @@ func (t *benchTable) row(r *benchResult) {
 	fmt.Fprintf(t.w, benchRowFormat, r.Workload, r.Sync, fmt.Sprint(r.Callers), fmt.Sprintf("%.0f", r.OpsPerSec),
 		fmt.Sprintf("%.0f", r.P50us), fmt.Sprintf("%.0f", r.P99us), fmt.Sprint(r.Errors), r.Baseline, base, ratio, vs)
 	t.rows++
-	if r.BenchAlarmStats != nil {
+	if r.BenchFloodStats != nil {
+		t.flood = append(t.flood, r)
+	} else if r.BenchAlarmStats != nil {
 		t.alarm = append(t.alarm, r)
 	} else if r.PeakFDs != nil {
 		t.ext = append(t.ext, r)
@@ -354,6 +366,9 @@ func (t *benchTable) footer() {
 	}
 	for _, r := range t.alarm {
 		benchAlarmFooter(t.w, r)
+	}
+	for _, r := range t.flood {
+		benchFloodFooter(t.w, r)
 	}
 	if t.rows > 0 {
 		fmt.Fprintf(t.w, "\nratio = ops/s ÷ baseline ops/s; /jspub-1 = ops/s ÷ one caller's publish rate (>1: more than one write per sync)\n")

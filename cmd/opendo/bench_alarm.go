@@ -189,6 +189,7 @@ func benchSetAlarm(ctx context.Context, s *actor.Stub, at time.Time) error {
 
 // benchLogCount counts the warnings and errors the bench runtimes log.
 type benchLogCount struct {
+	rebuilds  atomic.Int64 // object files found damaged and rebuilt
 	mu        sync.Mutex
 	warnings  int64
 	errors    int64
@@ -209,6 +210,9 @@ func (c *benchLogCount) take() (warnings, errors int64, first string) {
 }
 
 func (c *benchLogCount) add(r slog.Record) {
+	if strings.Contains(r.Message, "rebuilding it from the journal") {
+		c.rebuilds.Add(1)
+	}
 	var b strings.Builder
 	b.WriteString(r.Message)
 	r.Attrs(func(a slog.Attr) bool {

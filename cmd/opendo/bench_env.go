@@ -41,6 +41,8 @@ func benchObject(state *actor.State) actor.Handler {
 				return nil, err
 			}
 		case "read":
+		case "slow": // a handler that takes a while (the flood workload)
+			time.Sleep(benchSlowDelay)
 		default:
 			return &actor.Response{Status: http.StatusNotFound, Body: []byte("unknown path " + strconv.Quote(req.Path))}, nil
 		}
@@ -391,6 +393,8 @@ func (e *benchEnv) run(ctx context.Context, w benchWorkload, profile string) (*b
 		return e.touch(ctx, profile)
 	case "alarm-1", "alarm-10k":
 		return e.runAlarm(ctx, w, profile)
+	case "burst", "flood":
+		return e.runFlood(ctx, w)
 	default:
 		return nil, fmt.Errorf("unknown workload %q", w.name)
 	}

@@ -49,6 +49,7 @@ type benchResult struct {
 	RSSNote     string   `json:"peak_rss_scope,omitempty"`
 
 	*BenchAlarmStats // alarm-1 and alarm-10k only
+	*BenchFloodStats // burst and flood only
 }
 
 // benchOp is one operation of one caller.
