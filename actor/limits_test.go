@@ -2,6 +2,8 @@ package actor_test
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -250,4 +252,78 @@ func TestActiveCapIsHard(t *testing.T) {
 	if got := e.mustCall(t, "gated", "new1", "echo", ""); got != "ok 0" {
 		t.Fatalf("after the busy objects finished: %q", got)
 	}
+}
+
+// TestBurstOfNewObjects: a burst of requests to new objects, all sent at
+// once, past the active cap: every caller gets an answer, success or
+// "overloaded"; no file is deleted; an object active before keeps
+// answering. (`opendo bench -workloads burst` runs 20,000 with the default
+// limits; see docs/operations.md.)
+func TestBurstOfNewObjects(t *testing.T) {
+	const n = 1500
+	e, _ := newGatedEnv(t, func(c *actor.Config) {
+		c.MaxActive = 40
+		c.MaxActivating = 200
+		c.ActivationWait = 3 * time.Second
+	})
+	e.mustCall(t, "gated", "existing", "echo", "")
+	stop := make(chan struct{})
+	existing := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				existing <- nil
+				return
+			default:
+			}
+			if _, err := e.client.Namespace("gated").Get("existing").Do(context.Background(), "echo", nil); err != nil {
+				existing <- err
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[string]int{}
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err := e.client.Namespace("gated").Get("new-"+strconv.Itoa(k)).Do(ctx, "echo", nil)
+			code := "ok"
+			if err != nil {
+				code = err.Error()
+				var ae *actor.Error
+				if errors.As(err, &ae) {
+					code = ae.Code
+				}
+			}
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-existing; err != nil {
+		t.Fatalf("the existing object failed during the burst: %v", err)
+	}
+	if codes["ok"]+codes[actor.CodeOverloaded] != n || codes["ok"] == 0 {
+		t.Fatalf("answers %v: want only ok and overloaded, some ok", codes)
+	}
+	files, err := filepath.Glob(filepath.Join(e.data, "gated", "*.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every object that answered ok has its file (plus "existing").
+	if len(files) < codes["ok"]+1 {
+		t.Fatalf("%d object files after %d successful activations", len(files), codes["ok"])
+	}
+	if st := e.rt.Stats(); st.Active > 40 {
+		t.Fatalf("%d active objects, cap 40", st.Active)
+	}
+	t.Logf("burst of %d: %v", n, codes)
 }
