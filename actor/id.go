@@ -57,14 +57,18 @@ func ParseID(s string) (ID, error) {
 // ValidName reports whether name can name an object: 1 to MaxNameLen bytes
 // of valid UTF-8 with no Unicode control character (category Cc: U+0000–U+001F,
 // U+007F–U+009F) and no bidirectional formatting character (U+202A–U+202E,
-// U+2066–U+2069), which could make a name print as another one. Names travel
-// in NATS headers and are printed by tools, never used in subjects.
+// U+2066–U+2069), which could make a name print as another one, and that
+// neither begins nor ends with a space (NATS headers trim them). Names
+// travel in NATS headers and are printed by tools, never used in subjects.
 func ValidName(name string) error {
 	if name == "" || len(name) > MaxNameLen {
 		return fmt.Errorf("%w: name must have 1 to %d bytes", ErrInvalidName, MaxNameLen)
 	}
 	if !utf8.ValidString(name) {
 		return fmt.Errorf("%w: name is not valid UTF-8", ErrInvalidName)
+	}
+	if name[0] == ' ' || name[len(name)-1] == ' ' {
+		return fmt.Errorf("%w: name begins or ends with a space (NATS headers do not keep them)", ErrInvalidName)
 	}
 	for _, r := range name {
 		switch {

@@ -120,7 +120,7 @@ func newEnvWith(t *testing.T, srv *natstest.Server, data string, mod func(*actor
 	return &env{srv: srv, nc: nc, rt: rt, client: c, data: data}
 }
 
-func closeRuntime(t *testing.T, rt *actor.Runtime) {
+func closeRuntime(t testing.TB, rt *actor.Runtime) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
