@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -32,5 +33,19 @@ func TestConnectLogsDisconnects(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+}
+
+// TestEmbeddedListensOnLoopbackByDefault: an address without a host binds
+// 127.0.0.1, never every interface (opendo dev's -addr defaults to
+// 127.0.0.1:4222; see TestDevDefaultsToLoopback in cmd/opendo).
+func TestEmbeddedListensOnLoopbackByDefault(t *testing.T) {
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Addr: ":0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	if !strings.HasPrefix(srv.URL(), "nats://127.0.0.1:") {
+		t.Fatalf("URL %s: not bound to loopback", srv.URL())
 	}
 }

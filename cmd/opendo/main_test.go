@@ -289,3 +289,13 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
 }
+
+// TestDevDefaultsToLoopback: opendo dev's embedded NATS listens on
+// 127.0.0.1 unless -addr says otherwise.
+func TestDevDefaultsToLoopback(t *testing.T) {
+	var out, errb bytes.Buffer
+	_ = run(context.Background(), []string{"dev", "-h"}, &out, &errb)
+	if !strings.Contains(errb.String(), `-addr string`) || !strings.Contains(errb.String(), `(default "127.0.0.1:4222")`) {
+		t.Fatalf("dev -h does not show -addr defaulting to 127.0.0.1:4222:\n%s", errb.String())
+	}
+}
