@@ -266,7 +266,9 @@ func TestBurstOfNewObjects(t *testing.T) {
 		c.MaxActivating = 200
 		c.ActivationWait = 3 * time.Second
 	})
-	e.mustCall(t, "gated", "existing", "echo", "")
+	for range 3 { // in steady use before the burst
+		e.mustCall(t, "gated", "existing", "echo", "")
+	}
 	stop := make(chan struct{})
 	existing := make(chan error, 1)
 	go func() {

@@ -40,13 +40,17 @@ type object struct {
 	stuck    atomic.Bool  // a handler runs past its deadline
 	idle     atomic.Bool  // nothing queued or in flight: may close when asked
 	lastUsed atomic.Int64 // when it last handled something (Unix ns), for eviction
-	acks     chan appendResult
-	local    chan alarms.Firing // the local alarm timer fired
-	poke     chan struct{}      // a sync finished (Config.Sync)
-	evict    chan struct{}      // the runtime is short of file descriptors
-	syncMu   sync.Mutex         // guards syncedG and syncErr, set by the syncer
-	syncedG  uint64
-	syncErr  error
+	// lastReq and prevReq are when it started its last two requests (Unix
+	// ns): an object in steady use is not evicted under pressure (see
+	// evictable).
+	lastReq, prevReq atomic.Int64
+	acks             chan appendResult
+	local            chan alarms.Firing // the local alarm timer fired
+	poke             chan struct{}      // a sync finished (Config.Sync)
+	evict            chan struct{}      // the runtime is short of file descriptors
+	syncMu           sync.Mutex         // guards syncedG and syncErr, set by the syncer
+	syncedG          uint64
+	syncErr          error
 
 	db      *sqlite.DB
 	state   *State
@@ -171,6 +175,7 @@ func (o *object) run() {
 			if env.firing != nil {
 				o.fire(ctx, *env.firing, env.ack)
 			} else {
+				o.prevReq.Store(o.lastReq.Swap(time.Now().UnixNano()))
 				o.handle(ctx, env)
 			}
 		case f := <-o.local:
@@ -191,8 +196,9 @@ func (o *object) run() {
 			}
 		case <-o.evict:
 			// Under pressure an object with an alarm closes too: its durable
-			// schedule fires it.
-			if !o.inflight && len(o.open) == 0 && len(o.held) == 0 && o.rt.release(o, false) {
+			// schedule fires it. The request may be stale (asked before this
+			// object was used again), so evictable is checked again.
+			if o.evictable(time.Now().UnixNano()) && !o.inflight && len(o.open) == 0 && len(o.held) == 0 && o.rt.release(o, false) {
 				o.closeFiles(false)
 				o.redeliverQueued()
 				return
@@ -229,9 +235,11 @@ func (o *object) activate(ctx context.Context) error {
 		return err
 	}
 	db, err := sqlite.Open(ctx, path, sqlite.Options{CacheKiB: o.rt.cfg.CacheKiB})
-	if err != nil && ctx.Err() == nil {
-		// A file that does not open (torn by a power loss, or damaged) is
-		// only a cache: rebuild it from the journal.
+	if errors.Is(err, sqlite.ErrCorrupt) && ctx.Err() == nil {
+		// A damaged file (torn by a power loss, or corrupted) is only a
+		// cache: rebuild it from the journal. Any other failure (too many
+		// open files, no memory, a full disk, permissions) leaves the file
+		// alone: this activation fails and the next one tries again.
 		o.rt.log.Warn("object file does not open; rebuilding it from the journal", logNS, o.ns.name, logID, o.id, logErr, err)
 		if rerr := removeDB(path); rerr != nil {
 			return errors.Join(err, rerr)
@@ -863,4 +871,18 @@ func (s objectStorage) Sync(ctx context.Context) error {
 		return Errorf(http.StatusServiceUnavailable, CodeUnavailable, "journal append failed: %v", o.broken)
 	}
 	return nil
+}
+
+// evictable reports whether the evictor may close o for a waiting
+// activation at now (Unix ns): o has been idle for evictMinIdle, and is not
+// in steady use (its last two requests less than evictHotGap apart, the
+// last less than evictHotGap ago). Without this, a burst of activations of
+// new objects would close every idle object, including one called in a
+// loop, which would then queue behind the burst for a slot of its own.
+func (o *object) evictable(now int64) bool {
+	if now-o.lastUsed.Load() < int64(evictMinIdle) {
+		return false
+	}
+	last, prev := o.lastReq.Load(), o.prevReq.Load()
+	return prev == 0 || last-prev >= int64(evictHotGap) || now-last >= int64(evictHotGap)
 }

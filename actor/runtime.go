@@ -416,12 +416,9 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	}
 }
 
-// ActiveObjects returns how many objects are active now.
-func (rt *Runtime) ActiveObjects() int {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return len(rt.mu.objects)
-}
+// ActiveObjects returns how many objects are active now: holding their
+// files, at most Config.MaxActive.
+func (rt *Runtime) ActiveObjects() int { return len(rt.slots) }
 
 // subPendingBytes bounds the messages a request subscription holds before
 // its callback takes them.
@@ -642,14 +639,23 @@ func (rt *Runtime) evictor() {
 	}
 }
 
+// Eviction under pressure (see object.evictable): an object must have
+// been idle for evictMinIdle, and one whose last two requests came within
+// evictHotGap of each other and of now stays.
+const (
+	evictMinIdle = 20 * time.Millisecond
+	evictHotGap  = 5 * time.Second
+)
+
 // askToEvict asks up to n idle active objects to close early, those idle
 // longest first, so that objects in steady use stay active.
 func (rt *Runtime) askToEvict(n int) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	cands := rt.evictBuf[:0]
+	now := time.Now().UnixNano()
 	for _, o := range rt.mu.objects {
-		if o.hasSlot.Load() && o.idle.Load() {
+		if o.hasSlot.Load() && o.idle.Load() && o.evictable(now) {
 			cands = append(cands, o)
 		}
 	}

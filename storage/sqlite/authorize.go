@@ -334,7 +334,8 @@ func skipTrivia(s string, semicolons bool) string {
 func onlyTrivia(s string) bool { return skipTrivia(s, true) == "" }
 
 // classify turns a failed prepare or step into an error wrapping a storage
-// sentinel, with SQLite's message.
+// sentinel (or ErrCorrupt when SQLite found the file damaged), with
+// SQLite's message.
 func (db *DB) classify(rc int32) error {
 	if db.auth.denied != nil {
 		return db.auth.denied
@@ -355,6 +356,8 @@ func (db *DB) classify(rc int32) error {
 		return fmt.Errorf("%w: %s", storage.ErrForbiddenSQL, detail)
 	case rc&0xff == lib.SQLITE_INTERRUPT && db.sql.ctx != nil && db.sql.ctx.Err() != nil:
 		return fmt.Errorf("sqlite: statement interrupted: %w", db.sql.ctx.Err())
+	case corruptRC(rc):
+		return fmt.Errorf("%w: %s", ErrCorrupt, detail)
 	}
 	return fmt.Errorf("%w: %s", storage.ErrSQL, detail)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/opendo/opendo/storage"
@@ -188,7 +189,8 @@ func BenchmarkSQLSelectOne(b *testing.B) {
 	}
 }
 
-// BenchmarkOpenNew creates a new object file (activation of a new object).
+// BenchmarkOpenNew creates a new object file (activation of a new object)
+// and closes it.
 func BenchmarkOpenNew(b *testing.B) {
 	dir := b.TempDir()
 	ctx := context.Background()
@@ -197,11 +199,36 @@ func BenchmarkOpenNew(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		db.Close()
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
-// BenchmarkOpenExisting reopens an existing object file (reactivation).
+// BenchmarkOpenNewParallel creates new object files in one directory from
+// 4×GOMAXPROCS goroutines, as a burst of activations of new objects does.
+func BenchmarkOpenNewParallel(b *testing.B) {
+	dir := b.TempDir()
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			db, err := Open(ctx, filepath.Join(dir, strconv.FormatInt(n.Add(1), 10)+".db"), Options{})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if err := db.Close(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkOpenExisting reopens an existing object file (reactivation)
+// and closes it.
 func BenchmarkOpenExisting(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "x.db")
 	ctx := context.Background()
@@ -215,6 +242,8 @@ func BenchmarkOpenExisting(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		db.Close()
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

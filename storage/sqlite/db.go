@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/url"
 	"path/filepath"
@@ -39,7 +40,8 @@ const (
 	metaAlarm  = "alarm"  // the alarm, Unix ms; no row when none is set
 )
 
-// schema creates the reserved tables; it runs on every Open.
+// schema creates the reserved tables. Open runs it on a file that lacks
+// them; the template (create.go) is a file it made.
 const schema = `
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS _cf_KV (
@@ -53,12 +55,6 @@ CREATE TABLE IF NOT EXISTS _cf_META (
 INSERT OR IGNORE INTO _cf_META (name, value) VALUES ('schema', 1), ('seq', 0), ('seqtx', 0), ('lasttx', 0);
 COMMIT;
 `
-
-var (
-	errClosed    = fmt.Errorf("%w: database is closed", storage.ErrInvalidState)
-	errNoRequest = fmt.Errorf("%w: no request transaction is open", storage.ErrInvalidState)
-	errInRequest = fmt.Errorf("%w: a request transaction is open", storage.ErrInvalidState)
-)
 
 // DB is one object's SQLite database file with its single connection.
 // It is not safe for concurrent use: one goroutine owns it.
@@ -100,7 +96,7 @@ type DB struct {
 	auth authState
 }
 
-// statements are prepared by Open and reused.
+// statements are the runtime's own statements, prepared on first use.
 type statements struct {
 	begin, commit, rollback        *stmt
 	savepoint, rollbackTo, release *stmt
@@ -113,6 +109,11 @@ type statements struct {
 
 // Open opens the database file at path, creating it (and its reserved
 // tables) if needed, and reads the journal state it records (see Seq).
+//
+// Its error matches ErrCorrupt when, and only when, the file's content is
+// damaged (see ErrCorrupt). Open never deletes a file, and writes to an
+// existing one only to set it up when it lacks the reserved tables (an
+// empty file). A new file it creates stays when a later step fails.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -122,6 +123,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w: CacheKiB %d", path, storage.ErrInvalidArgument, opts.CacheKiB)
 	case opts.CacheKiB == 0:
 		opts.CacheKiB = defaultCacheKiB
+	}
+	if err := create(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	// The file is opened through a VFS of its own, whose clock is the
 	// request's (see determinism.go).
@@ -138,7 +142,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	conn, err := (&sqlite.Driver{}).Open(name)
 	if err != nil {
 		v.close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, markCorrupt(err))
 	}
 	db := &DB{path: path, conn: conn, vfs: v, sql: st}
 	db.handle = &store{db: db}
@@ -150,7 +154,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		if conn.Close() == nil {
 			v.close()
 		}
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, markCorrupt(err))
 	}
 	return db, nil
 }
@@ -210,6 +214,7 @@ func (db *DB) init(opts Options) error {
 		return fmt.Errorf("driver connection %T cannot prepare with a context", db.conn)
 	}
 	db.prep = prep
+	db.initStatements()
 	if err := db.initSQL(); err != nil {
 		return err
 	}
@@ -217,61 +222,162 @@ func (db *DB) init(opts Options) error {
 	if !ok {
 		return fmt.Errorf("driver connection %T cannot exec with a context", db.conn)
 	}
-	// A new file is set up without fsyncs (synchronous=OFF while it switches
-	// to WAL and creates the reserved tables): it is a cache of the journal,
-	// and a file torn by a crash fails to open and is rebuilt from the
-	// journal. Afterwards synchronous=NORMAL: commits are never fsync'd in
-	// WAL mode, only checkpoints.
-	pragmas := []string{
-		fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMS),
-		"PRAGMA synchronous = OFF",
-		"PRAGMA journal_mode = WAL",
-		schema,
+	exec := func(q string) error {
+		if _, err := execer.ExecContext(context.Background(), q, nil); err != nil {
+			return fmt.Errorf("%s: %w", strings.TrimSpace(q), err)
+		}
+		return nil
+	}
+	if err := exec(fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMS)); err != nil {
+		return err
+	}
+	// The first read of the file. A file that does not open or read fails
+	// here (see ErrCorrupt for what that error means).
+	st, err := db.readState()
+	if err != nil {
+		return fmt.Errorf("read the file's state: %w", err)
+	}
+	if !st.ready() {
+		// Not an object database yet: an empty file (Open writes new files
+		// from the template, see create.go, but a crash can leave an empty
+		// one), or one a different tool made. Set it up without fsyncs:
+		// the file is a cache of the journal, and a file torn by a crash
+		// fails to open (ErrCorrupt) and is rebuilt from the journal.
+		for _, q := range []string{"PRAGMA synchronous = OFF", "PRAGMA journal_mode = WAL", schema} {
+			if err := exec(q); err != nil {
+				return err
+			}
+		}
+		if st, err = db.readState(); err != nil {
+			return fmt.Errorf("read the file's state: %w", err)
+		}
+		if !strings.EqualFold(st.journalMode, "wal") {
+			return fmt.Errorf("journal_mode is %q, want wal", st.journalMode)
+		}
+		if !st.ready() {
+			return errors.New("the reserved tables are missing after they were created")
+		}
+	}
+	// Settings of the connection. synchronous=NORMAL: commits are never
+	// fsync'd in WAL mode, only checkpoints.
+	for _, q := range []string{
 		"PRAGMA synchronous = NORMAL",
 		fmt.Sprintf("PRAGMA cache_size = -%d", opts.CacheKiB),
 		"PRAGMA mmap_size = 0",
 		fmt.Sprintf("PRAGMA journal_size_limit = %d", journalSizeLimit),
 		"PRAGMA foreign_keys = ON",
-	}
-	for _, q := range pragmas {
-		if _, err := execer.ExecContext(context.Background(), q, nil); err != nil {
-			return fmt.Errorf("%s: %w", strings.TrimSpace(q), err)
+	} {
+		if err := exec(q); err != nil {
+			return err
 		}
 	}
-	if err := db.prepareAll(); err != nil {
-		return err
+	if st.schema != schemaVersion {
+		return fmt.Errorf("%w: _cf_META records schema version %d, this build reads %d", ErrCorrupt, st.schema, schemaVersion)
 	}
-	mode, err := db.journalMode()
-	if err != nil {
-		return err
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("journal_mode is %q, want wal", mode)
-	}
-	version, _, err := db.queryInt64(db.st.metaGet, db.args1(metaSchema))
-	if err != nil {
-		return err
-	}
-	if version != schemaVersion {
-		return fmt.Errorf("file has schema version %d, this build reads %d", version, schemaVersion)
-	}
-	seq, _, err := db.queryInt64(db.st.metaGet, db.args1(metaSeq))
-	if err != nil {
-		return err
-	}
-	seqTx, _, err := db.queryInt64(db.st.metaGet, db.args1(metaSeqTx))
-	if err != nil {
-		return err
-	}
-	lastTx, _, err := db.queryInt64(db.st.metaGet, db.args1(metaLastTx))
-	if err != nil {
-		return err
-	}
-	if seq < 0 {
-		return fmt.Errorf("file records a negative journal sequence %d", seq)
-	}
-	db.seq, db.seqTx, db.lastTx = uint64(seq), uint64(seqTx), uint64(lastTx)
+	db.seq, db.seqTx, db.lastTx = st.seq, st.seqTx, st.lastTx
 	return nil
+}
+
+// fileState is what Open reads from a file.
+type fileState struct {
+	tables      bool   // _cf_KV and _cf_META exist
+	journalMode string // "wal" once set up
+	rows        uint8  // which of the rows below exist, a bit per row
+	schema      int64
+	seq         uint64
+	seqTx       uint64
+	lastTx      uint64
+}
+
+// ready reports a file that Open has set up before.
+func (st *fileState) ready() bool {
+	return st.tables && st.rows == 1<<4-1 && strings.EqualFold(st.journalMode, "wal")
+}
+
+// stateQuery reads, in one statement, the journal mode, the rows of
+// _cf_META and the first row of _cf_KV: every page a file made from the
+// template has, so that a template torn by a crash fails here (see
+// create.go) rather than in a later request. The first column tells the
+// parts apart.
+const stateQuery = `SELECT 'mode', NULL, journal_mode FROM pragma_journal_mode
+UNION ALL SELECT 'meta', name, value FROM _cf_META
+UNION ALL SELECT 'kv', NULL, count(*) FROM (SELECT 1 FROM _cf_KV LIMIT 1)`
+
+// readState reads the file's state. A file without the reserved tables
+// gives a zero fileState, not an error.
+func (db *DB) readState() (fileState, error) {
+	var st fileState
+	ds, err := db.prep.PrepareContext(context.Background(), stateQuery)
+	if err != nil {
+		var se *sqlite.Error
+		if errors.As(err, &se) && se.Code() == lib.SQLITE_ERROR {
+			// No such table: not set up yet. (A damaged schema gives
+			// SQLITE_CORRUPT instead.)
+			return st, nil
+		}
+		return st, err
+	}
+	defer ds.Close()
+	q, ok := ds.(driver.StmtQueryContext)
+	if !ok {
+		return st, fmt.Errorf("driver statement %T lacks context methods", ds)
+	}
+	rows, err := q.QueryContext(context.Background(), nil)
+	if err != nil {
+		return st, err
+	}
+	defer rows.Close()
+	st.tables = true
+	var dest [3]driver.Value
+	for {
+		switch err := rows.Next(dest[:]); err {
+		case nil:
+		case io.EOF:
+			return st, nil
+		default:
+			return st, err
+		}
+		switch dest[0] {
+		case "mode":
+			st.journalMode, _ = dest[2].(string)
+			continue
+		case "kv":
+			continue
+		}
+		// A row of _cf_META. Its name is its primary key, never NULL in a
+		// sound file; its value is NOT NULL and an integer for every row
+		// Open reads.
+		name, ok := dest[1].(string)
+		if !ok {
+			return st, fmt.Errorf("%w: _cf_META holds a row named %v", ErrCorrupt, dest[1])
+		}
+		var p *uint64
+		var bit uint8
+		switch name {
+		case metaSchema:
+			bit = 1
+		case metaSeq:
+			p, bit = &st.seq, 2
+		case metaSeqTx:
+			p, bit = &st.seqTx, 4
+		case metaLastTx:
+			p, bit = &st.lastTx, 8
+		default:
+			continue // the alarm
+		}
+		v, ok := dest[2].(int64)
+		switch {
+		case !ok:
+			return st, fmt.Errorf("%w: _cf_META row %q holds %T, want an integer", ErrCorrupt, name, dest[2])
+		case p == nil:
+			st.schema = v
+		case v < 0 && name == metaSeq:
+			return st, fmt.Errorf("%w: file records a negative journal sequence %d", ErrCorrupt, v)
+		default:
+			*p = uint64(v)
+		}
+		st.rows |= bit
+	}
 }
 
 func (db *DB) journalMode() (string, error) {
@@ -293,8 +399,10 @@ func (db *DB) journalMode() (string, error) {
 	return mode, nil
 }
 
-func (db *DB) prepareAll() error {
-	for _, p := range []struct {
+// initStatements sets up the runtime's statements; each is prepared on
+// first use.
+func (db *DB) initStatements() {
+	texts := [...]struct {
 		dst  **stmt
 		text string
 	}{
@@ -315,14 +423,12 @@ func (db *DB) prepareAll() error {
 		{&db.st.metaSet, "INSERT INTO _cf_META (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"},
 		{&db.st.metaDel, "DELETE FROM _cf_META WHERE name = ?"},
 		{&db.st.size, "SELECT (p.page_count - f.freelist_count) * s.page_size FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s"},
-	} {
-		s, err := db.prepare(p.text)
-		if err != nil {
-			return err
-		}
-		*p.dst = s
 	}
-	return nil
+	all := make([]stmt, len(texts))
+	for i, t := range texts {
+		all[i].text = t.text
+		*t.dst = &all[i]
+	}
 }
 
 // Close rolls back an open request transaction and closes the file. Closing

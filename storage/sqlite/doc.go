@@ -30,11 +30,28 @@
 // take a journal tail through Apply (its local commits may or may not be
 // in the journal) and has to be rebuilt.
 //
+// # Creating and opening files
+//
+// Open creates a new file by writing an embedded template (template.db:
+// the empty file its SQL setup makes, checked byte for byte by
+// TestTemplate) with O_EXCL and no fsync, instead of running that setup.
+// Opening any file reads its journal mode, the rows of _cf_META and the
+// root of _cf_KV in one statement, and prepares the runtime's statements
+// only when they are first used.
+//
+// A file whose content is damaged fails Open with an error matching
+// ErrCorrupt (SQLITE_CORRUPT, SQLITE_NOTADB, or impossible values in
+// _cf_META); such a file, including a new one torn by a crash, may be
+// deleted and rebuilt from the journal. Every other failure (too many open
+// files, out of memory, disk full, I/O errors, locks) says nothing about
+// the file, which must then be kept. Open itself never deletes a file.
+//
 // # File layout
 //
 //	_cf_KV(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID
 //	_cf_META(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID
-//	        rows: schema (1), seq, dirty (0/1), alarm (Unix ms; absent if none)
+//	        rows: schema (1), seq, seqtx and lasttx (transaction seeds, see
+//	        Seq and LastTx), alarm (Unix ms; absent if none)
 //
 // Keys are always bound as BLOBs (a CHECK enforces it), so SQLite's memcmp
 // order is the storage's key order: UTF-8 byte order, empty key first. A

@@ -8,31 +8,53 @@ import (
 )
 
 // stmt is a statement prepared once on the object's connection and reused.
+// The runtime's own statements are prepared on first use (see compile):
+// Open prepares none of them, so an activation that runs a few requests
+// pays only for the statements it runs.
 //
 // The driver is called with context.Background(): modernc starts a watcher
 // goroutine per statement for a context that can be canceled, which would
 // cost more than a point read. Callers check their ctx before they start.
 type stmt struct {
 	text string
-	ds   driver.Stmt
+	ds   driver.Stmt // nil until prepared
 	q    driver.StmtQueryContext
 	e    driver.StmtExecContext
 }
 
+// prepare prepares text now.
 func (db *DB) prepare(text string) (*stmt, error) {
-	ds, err := db.prep.PrepareContext(context.Background(), text)
+	s := &stmt{text: text}
+	if err := db.compile(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// compile prepares s if it is not prepared yet; Close closes it. The
+// runtime's statements may be prepared in the middle of a user statement's
+// bookkeeping, so the authorizer's state is set aside meanwhile: they are
+// never checked against the user SQL policy and leave no trace in it.
+func (db *DB) compile(s *stmt) error {
+	if s.ds != nil {
+		return nil
+	}
+	saved := db.auth
+	db.auth.reset(false)
+	ds, err := db.prep.PrepareContext(context.Background(), s.text)
+	db.auth = saved
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: prepare %q: %w", text, err)
+		return fmt.Errorf("sqlite: prepare %q: %w", s.text, markCorrupt(err))
 	}
 	q, okQ := ds.(driver.StmtQueryContext)
 	e, okE := ds.(driver.StmtExecContext)
 	if !okQ || !okE {
 		ds.Close()
-		return nil, fmt.Errorf("sqlite: driver statement %T lacks context methods", ds)
+		return fmt.Errorf("sqlite: driver statement %T lacks context methods", ds)
 	}
-	s := &stmt{text: text, ds: ds, q: q, e: e}
+	s.ds, s.q, s.e = ds, q, e
 	db.prepared = append(db.prepared, s)
-	return s, nil
+	return nil
 }
 
 // args1 and args2 fill the connection's argument scratch space; exec and
@@ -50,24 +72,32 @@ func (db *DB) args2(a, b driver.Value) []driver.NamedValue {
 
 // exec runs s and returns the number of rows it changed.
 func (db *DB) exec(s *stmt, args []driver.NamedValue) (int64, error) {
+	if err := db.compile(s); err != nil {
+		clear(args)
+		return 0, err
+	}
 	res, err := s.e.ExecContext(context.Background(), args)
 	clear(args)
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: %s: %w", s.text, err)
+		return 0, fmt.Errorf("sqlite: %s: %w", s.text, markCorrupt(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: %s: %w", s.text, err)
+		return 0, fmt.Errorf("sqlite: %s: %w", s.text, markCorrupt(err))
 	}
 	return n, nil
 }
 
 // query runs s; the caller reads the rows with next and must close them.
 func (db *DB) query(s *stmt, args []driver.NamedValue) (driver.Rows, error) {
+	if err := db.compile(s); err != nil {
+		clear(args)
+		return nil, err
+	}
 	rows, err := s.q.QueryContext(context.Background(), args)
 	clear(args)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %s: %w", s.text, err)
+		return nil, fmt.Errorf("sqlite: %s: %w", s.text, markCorrupt(err))
 	}
 	return rows, nil
 }
@@ -80,7 +110,7 @@ func next(s *stmt, rows driver.Rows, dest []driver.Value) (ok bool, err error) {
 	case io.EOF:
 		return false, nil
 	default:
-		return false, fmt.Errorf("sqlite: %s: %w", s.text, err)
+		return false, fmt.Errorf("sqlite: %s: %w", s.text, markCorrupt(err))
 	}
 }
 
@@ -93,7 +123,7 @@ func (db *DB) queryInt64(s *stmt, args []driver.NamedValue) (v int64, ok bool, e
 	dest := db.dest[:1]
 	ok, err = next(s, rows, dest)
 	if cerr := rows.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("sqlite: %s: %w", s.text, cerr)
+		err = fmt.Errorf("sqlite: %s: %w", s.text, markCorrupt(cerr))
 	}
 	if err != nil || !ok {
 		return 0, false, err
