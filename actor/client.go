@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -117,7 +118,8 @@ func (s *Stub) Call(ctx context.Context, req *Request) (*Response, error) {
 	reply, err := s.c.nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
-			return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "no opendo runtime serves " + s.ns}
+			// Runtimes subscribe only to the namespaces they registered.
+			return nil, &Error{Status: http.StatusNotFound, Code: CodeUnknownNamespace, Message: "no running opendo runtime serves namespace " + strconv.Quote(s.ns) + "; the request was not run"}
 		}
 		return nil, err
 	}

@@ -135,7 +135,7 @@ func decodeReply(m *nats.Msg) (*Response, error) {
 		return nil, &Error{Status: status, Code: code, Message: string(m.Data)}
 	}
 	if m.Header.Get("Status") == "503" { // NATS no-responders
-		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "no opendo runtime serves this subject"}
+		return nil, &Error{Status: http.StatusNotFound, Code: CodeUnknownNamespace, Message: "no running opendo runtime serves this subject; the request was not run"}
 	}
 	resp := &Response{Status: status, Body: m.Data}
 	for k, v := range m.Header {

@@ -274,6 +274,9 @@ func (rt *Runtime) Register(ns string, f Factory) error {
 	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
+	if rt.mu.started {
+		return fmt.Errorf("actor: namespace %q registered after Start", ns)
+	}
 	if _, ok := rt.mu.namespaces[ns]; ok {
 		return fmt.Errorf("actor: namespace %q registered twice", ns)
 	}
@@ -333,13 +336,18 @@ func (rt *Runtime) Start(ctx context.Context) error {
 	rt.wg.Add(1)
 	go rt.evictor()
 
-	for _, s := range []struct {
+	// Only the namespaces registered here: runtimes hosting different
+	// namespaces share one NATS without receiving each other's requests.
+	type subscription struct {
 		subject string
 		cb      nats.MsgHandler
-	}{
-		{rt.subj.RequestAll(), rt.onRequestByID},
-		{rt.subj.NameAll(), rt.onRequestByName},
-	} {
+	}
+	names := rt.namespaceNames()
+	var subs []subscription
+	for _, ns := range names {
+		subs = append(subs, subscription{rt.subj.RequestNS(ns), rt.onRequestByID}, subscription{rt.subj.Name(ns), rt.onRequestByName})
+	}
+	for _, s := range subs {
 		// A queue group: with several runtimes on one deployment each request
 		// reaches one of them (fencing keeps the journal safe if two serve
 		// the same object).
@@ -360,13 +368,27 @@ func (rt *Runtime) Start(ctx context.Context) error {
 		rt.unsubscribe()
 		return fmt.Errorf("actor: flush: %w", err)
 	}
-	stop, err := al.Consume(ctx, rt.onFiring)
-	if err != nil {
-		rt.unsubscribe()
-		return fmt.Errorf("actor: alarms: %w", err)
+	if len(names) > 0 { // Consume without namespaces would take every namespace's firings
+		stop, err := al.Consume(ctx, rt.onFiring, names...)
+		if err != nil {
+			rt.unsubscribe()
+			return fmt.Errorf("actor: alarms: %w", err)
+		}
+		rt.stopAlarms = stop
 	}
-	rt.stopAlarms = stop
 	return nil
+}
+
+// namespaceNames returns the registered namespaces, sorted.
+func (rt *Runtime) namespaceNames() []string {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	names := make([]string, 0, len(rt.mu.namespaces))
+	for ns := range rt.mu.namespaces {
+		names = append(names, ns)
+	}
+	slices.Sort(names)
+	return names
 }
 
 func (rt *Runtime) unsubscribe() {

@@ -50,6 +50,9 @@ func (s Subjects) Partition(ns, id string) int {
 // Request is the subject of requests to the object (ns, id).
 func (s Subjects) Request(ns, id string) string { return s.Prefix + ".req." + ns + "." + id }
 
+// RequestNS matches the request subjects of namespace ns.
+func (s Subjects) RequestNS(ns string) string { return s.Prefix + ".req." + ns + ".*" }
+
 // RequestAll matches every request subject.
 func (s Subjects) RequestAll() string { return s.Prefix + ".req.*.*" }
 
