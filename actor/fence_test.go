@@ -39,6 +39,7 @@ func startRuntime(t *testing.T, srv *natstest.Server) *Runtime {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rt.solo = true // two runtimes on one object: the journal fence alone
 	if err := rt.Register("counter", incrHandler); err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +195,7 @@ func TestDirtyFileAdopted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.solo = true
 	if err := b.Register("counter", incrHandler); err != nil {
 		t.Fatal(err)
 	}

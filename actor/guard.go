@@ -136,6 +136,19 @@ type Stats struct {
 	// Config.HandlerTimeout; StuckHandlers those still running past it.
 	HandlerTimeouts uint64
 	StuckHandlers   int64
+	// Forwarded counts the requests sent on to the node owning their
+	// object; Parked is how many wait now for their partition to get an
+	// owner (docs/cluster.md).
+	Forwarded uint64
+	Parked    int64
+	// Bounced counts the forwards whose owner was gone (it died before its
+	// lease ran out); they waited for the next owner instead.
+	Bounced uint64
+	// Owned is how many (namespace, partition) pairs this node owns now.
+	Owned int
+	// Fences counts the fence entries appended to objects' journals at
+	// their first activation after a takeover.
+	Fences uint64
 }
 
 // counters are the runtime's atomic counters behind Stats.
@@ -146,6 +159,10 @@ type counters struct {
 	overloaded      [overloadActive + 1]atomic.Uint64
 	handlerTimeouts atomic.Uint64
 	stuck           atomic.Int64
+	forwarded       atomic.Uint64 // requests sent on to their owner
+	bounced         atomic.Uint64 // forwards whose owner was gone
+	parked          atomic.Int64  // requests waiting for their partition to get an owner
+	fences          atomic.Uint64 // fence entries appended after takeovers
 }
 
 // Stats returns the runtime's counters.
@@ -163,6 +180,11 @@ func (rt *Runtime) Stats() Stats {
 		OverloadedActive: c.overloaded[overloadActive].Load(),
 		HandlerTimeouts:  c.handlerTimeouts.Load(),
 		StuckHandlers:    c.stuck.Load(),
+		Forwarded:        c.forwarded.Load(),
+		Bounced:          c.bounced.Load(),
+		Parked:           c.parked.Load(),
+		Fences:           c.fences.Load(),
+		Owned:            rt.owned(),
 	}
 }
 

@@ -13,10 +13,12 @@ import (
 type envelope struct {
 	msg    *nats.Msg
 	name   string
-	firing *alarms.Firing // an alarm firing instead of a request
-	ack    func() error   // acknowledges the firing
-	size   int64          // bytes counted against the queue limits (requests only)
-	at     time.Time      // when it was queued (runtime clock)
+	firing *alarms.Firing            // an alarm firing instead of a request
+	ack    func() error              // acknowledges the firing
+	nak    func(time.Duration) error // asks for the firing again after a delay
+	hops   int                       // times the request was forwarded between nodes
+	size   int64                     // bytes counted against the queue limits (requests only)
+	at     time.Time                 // when it was queued (runtime clock)
 }
 
 // msgSize is what a request costs while it waits: its subject, reply,

@@ -32,6 +32,8 @@ type object struct {
 	ns       *namespace
 	id       ID
 	key      string
+	pk       pkey   // its partition
+	claim    *claim // ownership of pk under which it is active; nil when solo
 	subject  string // journal subject
 	prev     chan struct{}
 	done     chan struct{}
@@ -48,6 +50,7 @@ type object struct {
 	local            chan alarms.Firing // the local alarm timer fired
 	poke             chan struct{}      // a sync finished (Config.Sync)
 	evict            chan struct{}      // the runtime is short of file descriptors
+	handoff          chan struct{}      // its partition is handed over (or lost): close
 	syncMu           sync.Mutex         // guards syncedG and syncErr, set by the syncer
 	syncedG          uint64
 	syncErr          error
@@ -116,6 +119,7 @@ func newObject(rt *Runtime, ns *namespace, id ID, key string, prev chan struct{}
 		ns:      ns,
 		id:      id,
 		key:     key,
+		pk:      pkey{ns.name, rt.subj.Partition(ns.name, string(id))},
 		subject: rt.subj.Journal(ns.name, string(id)),
 		prev:    prev,
 		done:    make(chan struct{}),
@@ -124,8 +128,17 @@ func newObject(rt *Runtime, ns *namespace, id ID, key string, prev chan struct{}
 		local:   make(chan alarms.Firing, 1),
 		poke:    make(chan struct{}, 1),
 		evict:   make(chan struct{}, 1),
+		handoff: make(chan struct{}, 1),
 	}
 }
+
+// serving reports whether o may start a request now: this node owns its
+// partition under the claim o was activated with.
+func (o *object) serving() bool { return o.rt.own == nil || o.claim.serving() }
+
+// owned reports whether a request that started under o's claim may still
+// finish and reply: the claim has not ended.
+func (o *object) owned() bool { return o.rt.own == nil || o.claim.held() }
 
 func (o *object) run() {
 	defer o.rt.wg.Done()
@@ -143,6 +156,14 @@ func (o *object) run() {
 		return
 	}
 	o.hasSlot.Store(true)
+	if o.rt.own != nil {
+		if o.claim = o.rt.own.serving(o.pk); o.claim == nil {
+			// The partition moved between routing and now.
+			o.rt.release(o, true)
+			o.redeliverQueued()
+			return
+		}
+	}
 	if err := o.activate(ctx); err != nil {
 		o.rt.log.Error("activation failed", logNS, o.ns.name, logID, o.id, logErr, err)
 		o.rt.release(o, true)
@@ -172,6 +193,10 @@ func (o *object) run() {
 				o.rt.overloaded(env, overloadWait, o.ns.name, o.id)
 				break
 			}
+			if !o.serving() {
+				o.handOff(&env)
+				return
+			}
 			if env.firing != nil {
 				o.fire(ctx, *env.firing, env.ack)
 			} else {
@@ -183,7 +208,15 @@ func (o *object) run() {
 				o.shutdown()
 				return
 			}
+			if !o.serving() {
+				// The durable schedule fires it at the next owner.
+				o.handOff(nil)
+				return
+			}
 			o.fire(ctx, f, nil)
+		case <-o.handoff:
+			o.handOff(nil)
+			return
 		case r := <-o.acks:
 			o.onAck(r)
 		case <-o.poke:
@@ -284,6 +317,20 @@ func (o *object) activate(ctx context.Context) error {
 		}
 		seq = 0
 	}
+	if c := o.claim; c != nil && c.fence {
+		if _, done := c.fenced.Load(o.id); !done {
+			// Taken over from an owner that did not hand it over: fence the
+			// journal first, so that an append still on its way from that
+			// owner fails instead of landing behind what this node serves.
+			at, err := o.fence(last)
+			if err != nil {
+				db.Close()
+				return err
+			}
+			last = at
+			c.fenced.Store(o.id, struct{}{})
+		}
+	}
 	if seq < last {
 		src := o.source()
 		var st rebuild.Stats
@@ -332,6 +379,22 @@ func (o *object) activate(ctx context.Context) error {
 		o.armTimer(alarms.Firing{NS: o.ns.name, ID: string(o.id), Alarm: ms})
 	}
 	return nil
+}
+
+// fence appends an entry of one empty transaction after last, and returns
+// its sequence.
+func (o *object) fence(last uint64) (uint64, error) {
+	now := o.rt.clock.Now()
+	e := &journal.Entry{CommitID: ulid.Make(), Time: now, Txns: []storage.Txn{{
+		RequestID: fenceRequestID,
+		Context:   storage.TxContext{Time: now, Seed: rand.Uint64()},
+	}}}
+	seq, err := o.append(e, last)
+	if err != nil {
+		return 0, fmt.Errorf("fence %s after a takeover: %w", o.subject, err)
+	}
+	o.rt.count.fences.Add(1)
+	return seq, nil
 }
 
 // markEvery bounds how far the sequence recorded in an object's file may
@@ -398,6 +461,11 @@ func (o *object) handle(ctx context.Context, env envelope) {
 	}
 	if herr == nil && o.broken != nil {
 		herr = Errorf(http.StatusServiceUnavailable, CodeUnavailable, "journal append failed: %v", o.broken)
+	}
+	if herr == nil && !o.owned() {
+		// Another node may own the object by now: what the handler read
+		// may be stale, so nothing of it is released.
+		herr = Errorf(http.StatusServiceUnavailable, CodeUnavailable, "this node lost the ownership of %s/%s while the request ran; it was rolled back", o.ns.name, o.id)
 	}
 	if herr == nil {
 		herr = o.commit(ctx, req.ID, tc)
@@ -809,12 +877,39 @@ func (o *object) closeFiles(remove bool) {
 	}
 }
 
-// redeliverQueued hands requests still in the mailbox to a new activation.
+// redeliverQueued hands requests still in the mailbox on: to a new
+// activation, or to the object's new owner.
 func (o *object) redeliverQueued() {
 	for env, ok := o.mailbox.pop(); ok; env, ok = o.mailbox.pop() {
 		o.rt.dequeued(env)
-		o.rt.enqueue(o.ns.name, o.id, env)
+		o.rt.route(o.ns.name, o.id, env)
 	}
+}
+
+// handOff closes o because its partition is handed over or lost: it
+// finishes its journal appends (their replies go out), closes its files,
+// and hands first (if set) and its queued requests on, to be routed again.
+func (o *object) handOff(first *envelope) {
+	o.rt.release(o, true)
+	for (o.inflight || len(o.open) > 0 || o.durable < o.acked) && o.broken == nil {
+		if !o.inflight && len(o.open) > 0 {
+			o.flush()
+			continue
+		}
+		o.await()
+	}
+	for o.inflight {
+		<-o.acks
+		o.inflight = false
+	}
+	if o.broken != nil {
+		o.failHeld()
+	}
+	o.closeFiles(o.broken != nil)
+	if first != nil {
+		o.rt.route(o.ns.name, o.id, *first)
+	}
+	o.redeliverQueued()
 }
 
 func (o *object) failQueued(err error) {

@@ -19,6 +19,13 @@ const (
 	HeaderID        = "Opendo-Id"
 	HeaderStatus    = "Opendo-Status"
 	HeaderError     = "Opendo-Error"
+	// HeaderHops counts how often a request was forwarded between the
+	// nodes of a deployment (set by the runtime; docs/cluster.md).
+	HeaderHops = "Opendo-Hops"
+	// HeaderReply carries the caller's reply subject on a forwarded
+	// request, whose own reply subject is the forwarding node's (so that
+	// it learns when the owner is gone; docs/cluster.md).
+	HeaderReply = "Opendo-Reply"
 )
 
 // MaxPathLen bounds the Opendo-Path header.
@@ -42,7 +49,7 @@ func decodeRequest(m *nats.Msg) (*Request, error) {
 			if len(v) > 0 {
 				req.ID = v[0]
 			}
-		case HeaderName, HeaderID:
+		case HeaderName, HeaderID, HeaderHops, HeaderReply:
 		default:
 			if req.Header == nil {
 				req.Header = make(Header, len(m.Header))

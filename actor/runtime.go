@@ -30,6 +30,9 @@ const (
 	logReqID = "request_id"
 )
 
+// DefaultLeaseTTL is the default Config.LeaseTTL.
+const DefaultLeaseTTL = 3 * time.Second
+
 // Config configures a Runtime. The zero value of every field but Conn and
 // DataDir is a sensible default.
 type Config struct {
@@ -138,6 +141,18 @@ type Config struct {
 	// AlarmAckWait is how long a delivered alarm firing may stay
 	// unacknowledged before JetStream delivers it again; default 60 s.
 	AlarmAckWait time.Duration
+	// NodeID names this runtime among the nodes of a deployment (a subject
+	// token). Default: the ID stored in DataDir/.node-id, made on first
+	// start, so that a restarted node gets its partitions (and their files)
+	// back. Two running nodes must not share one.
+	NodeID string
+	// LeaseTTL is how long a node that stopped renewing its presence (it
+	// died, paused, or lost NATS) keeps its partitions; then the other
+	// nodes take them over. Whole seconds, default 3 s (docs/cluster.md).
+	LeaseTTL time.Duration
+	// LeaseBucket names the KV bucket of partition ownership; default
+	// "OPENDO_OWNERS".
+	LeaseBucket string
 }
 
 type namespace struct {
@@ -159,6 +174,12 @@ type Runtime struct {
 	alarms     *alarms.Alarms
 	clock      alarms.Clock
 	stopAlarms func()
+	own        *owner // partition ownership; nil when solo
+	ownSub     *nats.Subscription
+	bounceSub  *nats.Subscription // "no responders" of forwards (onBounce)
+	fwd        forwards
+	solo       bool // tests: serve every partition without ownership
+	parked     parking
 	syncer     *syncer
 	maxSize    int // largest journal entry
 
@@ -181,7 +202,8 @@ type Runtime struct {
 		subs       []*nats.Subscription
 		pending    int // objects created that have no slot yet
 		started    bool
-		closed     bool
+		closing    bool // Close was called
+		closed     bool // no request is queued any more
 	}
 }
 
@@ -249,6 +271,19 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = alarms.RealClock()
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	// The server keeps message TTLs in whole seconds.
+	cfg.LeaseTTL = max(time.Second, cfg.LeaseTTL.Round(time.Second))
+	if cfg.LeaseBucket == "" {
+		cfg.LeaseBucket = "OPENDO_OWNERS"
+	}
+	if cfg.NodeID != "" {
+		if err := bus.ValidToken(cfg.NodeID); err != nil {
+			return nil, fmt.Errorf("actor: node ID: %w", err)
+		}
+	}
 	rt := &Runtime{cfg: cfg, subj: subj, log: cfg.Logger, nc: cfg.Conn, replyNC: cfg.Conn, clock: cfg.Clock}
 	if cfg.ReplyConn != nil {
 		rt.replyNC = cfg.ReplyConn
@@ -313,18 +348,29 @@ func (rt *Runtime) Start(ctx context.Context) error {
 		return fmt.Errorf("actor: jetstream: %w", err)
 	}
 	rt.js = js
-	jr, err := journal.Open(ctx, js, journal.Config{Prefix: rt.subj.Prefix, Stream: rt.cfg.JournalStream, Replicas: rt.cfg.Replicas})
-	if err != nil {
+	// A cluster that just started (or lost its meta leader) answers
+	// "temporarily unavailable" or not at all for a while: retry.
+	var jr *journal.Journal
+	if err := retryJetStream(ctx, rt.log, "journal", func(ctx context.Context) (err error) {
+		jr, err = journal.Open(ctx, js, journal.Config{Prefix: rt.subj.Prefix, Stream: rt.cfg.JournalStream, Replicas: rt.cfg.Replicas})
+		return err
+	}); err != nil {
 		return fmt.Errorf("actor: journal: %w", err)
 	}
 	rt.jr = jr
-	snaps, err := journal.OpenSnapshots(ctx, js, journal.SnapshotConfig{Replicas: rt.cfg.Replicas})
-	if err != nil {
+	var snaps *journal.Snapshots
+	if err := retryJetStream(ctx, rt.log, "snapshots", func(ctx context.Context) (err error) {
+		snaps, err = journal.OpenSnapshots(ctx, js, journal.SnapshotConfig{Replicas: rt.cfg.Replicas})
+		return err
+	}); err != nil {
 		return fmt.Errorf("actor: snapshots: %w", err)
 	}
 	rt.snaps = snaps
-	al, err := alarms.Open(ctx, js, alarms.Config{Subjects: rt.subj, Stream: rt.cfg.AlarmStream, Replicas: rt.cfg.Replicas, AckWait: rt.cfg.AlarmAckWait, Logger: rt.log})
-	if err != nil {
+	var al *alarms.Alarms
+	if err := retryJetStream(ctx, rt.log, "alarms", func(ctx context.Context) (err error) {
+		al, err = alarms.Open(ctx, js, alarms.Config{Subjects: rt.subj, Stream: rt.cfg.AlarmStream, Replicas: rt.cfg.Replicas, AckWait: rt.cfg.AlarmAckWait, Logger: rt.log})
+		return err
+	}); err != nil {
 		return fmt.Errorf("actor: alarms: %w", err)
 	}
 	rt.alarms = al
@@ -343,17 +389,54 @@ func (rt *Runtime) Start(ctx context.Context) error {
 		cb      nats.MsgHandler
 	}
 	names := rt.namespaceNames()
+	if len(names) > 0 && !rt.solo {
+		// Join the deployment's nodes and claim this node's share of the
+		// partitions before taking requests.
+		// Requests forwarded to this node may come as soon as others see
+		// its presence: subscribe first.
+		node, err := nodeID(rt.cfg)
+		if err != nil {
+			return err
+		}
+		sub, err := rt.nc.Subscribe(rt.subj.OwnNode(node), rt.onOwn)
+		if err != nil {
+			return fmt.Errorf("actor: subscribe %s: %w", rt.subj.OwnNode(node), err)
+		}
+		_ = sub.SetPendingLimits(1<<16, subPendingBytes)
+		rt.ownSub = sub
+		rt.fwd.inbox = rt.nc.NewInbox() + "."
+		rt.fwd.out = map[uint64]inflight{}
+		bsub, err := rt.nc.Subscribe(rt.fwd.inbox+"*", rt.onBounce)
+		if err != nil {
+			_ = sub.Unsubscribe()
+			return fmt.Errorf("actor: subscribe %s: %w", rt.fwd.inbox+"*", err)
+		}
+		_ = bsub.SetPendingLimits(1<<16, subPendingBytes)
+		rt.bounceSub = bsub
+		if err := rt.nc.FlushTimeout(10 * time.Second); err != nil {
+			_ = sub.Unsubscribe()
+			_ = bsub.Unsubscribe()
+			return fmt.Errorf("actor: flush: %w", err)
+		}
+		own, err := rt.startOwner(ctx, node, names)
+		if err != nil {
+			_ = sub.Unsubscribe()
+			_ = bsub.Unsubscribe()
+			return err
+		}
+		rt.own = own
+	}
 	var subs []subscription
 	for _, ns := range names {
 		subs = append(subs, subscription{rt.subj.RequestNS(ns), rt.onRequestByID}, subscription{rt.subj.Name(ns), rt.onRequestByName})
 	}
 	for _, s := range subs {
 		// A queue group: with several runtimes on one deployment each request
-		// reaches one of them (fencing keeps the journal safe if two serve
-		// the same object).
+		// reaches one of them, which runs it if it owns the object's
+		// partition and forwards it to the owner otherwise.
 		sub, err := rt.nc.QueueSubscribe(s.subject, rt.subj.Prefix, s.cb)
 		if err != nil {
-			rt.unsubscribe()
+			rt.abortStart(ctx)
 			return fmt.Errorf("actor: subscribe %s: %w", s.subject, err)
 		}
 		// What waits here, before the callback moves it into a mailbox
@@ -365,13 +448,13 @@ func (rt *Runtime) Start(ctx context.Context) error {
 		rt.mu.Unlock()
 	}
 	if err := rt.nc.FlushTimeout(10 * time.Second); err != nil {
-		rt.unsubscribe()
+		rt.abortStart(ctx)
 		return fmt.Errorf("actor: flush: %w", err)
 	}
 	if len(names) > 0 { // Consume without namespaces would take every namespace's firings
 		stop, err := al.Consume(ctx, rt.onFiring, names...)
 		if err != nil {
-			rt.unsubscribe()
+			rt.abortStart(ctx)
 			return fmt.Errorf("actor: alarms: %w", err)
 		}
 		rt.stopAlarms = stop
@@ -401,25 +484,79 @@ func (rt *Runtime) unsubscribe() {
 	}
 }
 
-// Close stops taking requests, lets every object finish its journal
-// appends (released replies stay correct), answers queued requests with
-// "unavailable", closes the objects' files and waits for their goroutines,
-// or until ctx ends.
+// abortStart undoes a Start that failed half way.
+func (rt *Runtime) abortStart(ctx context.Context) {
+	rt.unsubscribe()
+	if rt.ownSub != nil {
+		_ = rt.ownSub.Unsubscribe()
+		_ = rt.bounceSub.Unsubscribe()
+	}
+	if rt.own != nil {
+		rt.own.close(ctx)
+	}
+}
+
+// drain drains subs (the messages already received are still handled)
+// and waits until they are closed, or ctx ends.
+func drain(ctx context.Context, subs ...*nats.Subscription) {
+	var wait []<-chan nats.SubStatus
+	for _, s := range subs {
+		if s == nil {
+			continue
+		}
+		closed := s.StatusChanged(nats.SubscriptionClosed)
+		if err := s.Drain(); err != nil {
+			_ = s.Unsubscribe()
+			continue
+		}
+		wait = append(wait, closed)
+	}
+	for _, c := range wait {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Close stops taking requests and hands its objects over: with other
+// nodes serving the same namespaces, their queued requests go on to the
+// partitions' next owners, which take over at once (no caller sees an
+// error); alone, queued requests are answered with "unavailable". Every
+// object finishes its journal appends (released replies stay correct) and
+// closes its files. Close waits for the objects' goroutines, or until ctx
+// ends.
 func (rt *Runtime) Close(ctx context.Context) error {
 	rt.mu.Lock()
-	if rt.mu.closed {
+	if rt.mu.closing {
 		rt.mu.Unlock()
 		return nil
 	}
-	rt.mu.closed = true
+	rt.mu.closing = true
 	started := rt.cancel != nil
+	if rt.own == nil {
+		rt.mu.closed = true
+	}
 	rt.mu.Unlock()
 	if !started {
 		return nil
 	}
-	rt.unsubscribe()
+	rt.mu.Lock()
+	subs := rt.mu.subs
+	rt.mu.subs = nil
+	rt.mu.Unlock()
+	drain(ctx, subs...)
 	if rt.stopAlarms != nil {
 		rt.stopAlarms()
+	}
+	if rt.own != nil {
+		rt.own.close(ctx)
+		drain(ctx, rt.ownSub, rt.bounceSub)
+		rt.mu.Lock()
+		rt.mu.closed = true
+		rt.mu.Unlock()
+		rt.unpark(true)
 	}
 	rt.cancel()
 	done := make(chan struct{})
@@ -478,7 +615,7 @@ func (rt *Runtime) onRequestByID(m *nats.Msg) {
 		rt.replyError(m, Errorf(http.StatusBadRequest, CodeInvalidID, "header %s does not match the object ID", HeaderName))
 		return
 	}
-	rt.deliver(ns, oid, name, m)
+	rt.route(ns, oid, envelope{msg: m, name: name, size: msgSize(m), at: rt.clock.Now()})
 }
 
 func (rt *Runtime) onRequestByName(m *nats.Msg) {
@@ -496,7 +633,7 @@ func (rt *Runtime) onRequestByName(m *nats.Msg) {
 		rt.replyError(m, fmt.Errorf("header %s: %w", HeaderName, err))
 		return
 	}
-	rt.deliver(ns, NameID(ns, name), name, m)
+	rt.route(ns, NameID(ns, name), envelope{msg: m, name: name, size: msgSize(m), at: rt.clock.Now()})
 }
 
 func lastTwoTokens(s string) (string, string, bool) {
@@ -515,22 +652,22 @@ func lastTwoTokens(s string) (string, string, bool) {
 	return a, b, a != "" && b != ""
 }
 
-// deliver puts m into the mailbox of (ns, id), activating the object if
-// needed.
+// deliver puts m into the mailbox of (ns, id) on this node, activating
+// the object if needed, whoever owns it (tests of the journal fence).
 func (rt *Runtime) deliver(ns string, id ID, name string, m *nats.Msg) {
 	rt.enqueue(ns, id, envelope{msg: m, name: name, size: msgSize(m), at: rt.clock.Now()})
 }
 
 // onFiring routes an alarm firing to its object. A firing that cannot be
 // queued is left unacknowledged: JetStream delivers it again.
-func (rt *Runtime) onFiring(f alarms.Firing, ack func() error) {
+func (rt *Runtime) onFiring(f alarms.Firing, ack func() error, nak func(time.Duration) error) {
 	id, err := ParseID(f.ID)
 	if err != nil {
 		rt.log.Warn("dropping alarm firing with a bad id", "firing", f.String(), logErr, err)
 		_ = ack()
 		return
 	}
-	rt.enqueue(f.NS, id, envelope{firing: &f, ack: ack, at: rt.clock.Now()})
+	rt.route(f.NS, id, envelope{firing: &f, ack: ack, nak: nak, at: rt.clock.Now()})
 }
 
 func (rt *Runtime) enqueue(ns string, id ID, env envelope) {
@@ -761,4 +898,53 @@ func (rt *Runtime) tmpDir() string { return filepath.Join(rt.cfg.DataDir, ".tmp"
 
 func (rt *Runtime) objectPath(ns string, id ID) string {
 	return filepath.Join(rt.cfg.DataDir, ns, string(id)+".db")
+}
+
+// JetStream setup retries: the first attempt's deadline (it doubles up to
+// 10 s: a request that races a concurrent creation of the same stream on a
+// cluster may get no answer at all), and the whole wait.
+const (
+	setupAttempt = 2 * time.Second
+	setupWait    = 2 * time.Minute
+)
+
+// retryJetStream runs op until it succeeds, fails for good, or setupWait
+// passes: a JetStream cluster that is electing its leaders answers "system
+// temporarily unavailable", "insufficient resources" or nothing at all.
+func retryJetStream(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
+	deadline := time.Now().Add(setupWait)
+	wait, attempt := 100*time.Millisecond, setupAttempt
+	for {
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		err := op(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transientJetStream(err) || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("JetStream not ready; retrying", "setup", what, logErr, err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+		attempt = min(2*attempt, 10*time.Second)
+	}
+}
+
+// transientJetStream reports whether err may go away once a JetStream
+// cluster has elected its leaders.
+func transientJetStream(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode {
+		case 10008, // JetStream system temporarily unavailable
+			10023, // insufficient resources
+			10005: // no suitable peers for placement (servers still joining)
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrTimeout)
 }

@@ -21,8 +21,8 @@ import (
 func nodeUser() *server.User {
 	return &server.User{Username: "node", Password: "node-pw", Permissions: &server.Permissions{
 		Publish: &server.SubjectPermission{Allow: []string{
-			"opendo.journal.>", "opendo.alarm.>", "$JS.API.>", "$O.OPENDO_SNAPSHOTS.>", "_INBOX.>"}},
-		Subscribe: &server.SubjectPermission{Allow: []string{"opendo.req.*.*", "opendo.name.*", "_INBOX.>"}},
+			"opendo.journal.>", "opendo.alarm.>", "opendo.own.>", "$JS.API.>", "$O.OPENDO_SNAPSHOTS.>", "$KV.OPENDO_OWNERS.>", "_INBOX.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"opendo.req.*.*", "opendo.name.*", "opendo.own.>", "_INBOX.>"}},
 		Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: 2 * time.Minute},
 	}}
 }

@@ -243,7 +243,7 @@ func TestStopWaitsForFn(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	var calls atomic.Int32
-	stop, err := a.Consume(t.Context(), func(f alarms.Firing, ack func() error) {
+	stop, err := a.Consume(t.Context(), func(f alarms.Firing, ack func() error, _ func(time.Duration) error) {
 		if calls.Add(1) == 1 {
 			close(entered)
 			<-release

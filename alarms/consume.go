@@ -7,11 +7,17 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/opendo/opendo/bus"
 )
+
+// ConsumeFunc takes one firing. ack acknowledges it (see Consume); nak
+// hands it back, to be delivered again after delay, to any consumer of the
+// same durable (a node that does not own the firing's object does so).
+type ConsumeFunc func(f Firing, ack func() error, nak func(delay time.Duration) error)
 
 // Consume delivers firings to fn until stop is called: the firings of the
 // given namespaces, or of every namespace when none is given.
@@ -50,7 +56,7 @@ import (
 // Firings the client has received but not passed to fn are released (nak)
 // for immediate redelivery to another consumer; any still on the wire come
 // again after AckWait. stop is idempotent and must not be called from fn.
-func (a *Alarms) Consume(ctx context.Context, fn func(f Firing, ack func() error), namespaces ...string) (stop func(), err error) {
+func (a *Alarms) Consume(ctx context.Context, fn ConsumeFunc, namespaces ...string) (stop func(), err error) {
 	if fn == nil {
 		return nil, fmt.Errorf("%w: nil consume function", ErrInvalidConfig)
 	}
@@ -88,7 +94,7 @@ func (a *Alarms) Consume(ctx context.Context, fn func(f Firing, ack func() error
 }
 
 // consume consumes the firings of filter with the durable consumer name.
-func (a *Alarms) consume(ctx context.Context, name, filter string, fn func(f Firing, ack func() error)) (stop func(), err error) {
+func (a *Alarms) consume(ctx context.Context, name, filter string, fn ConsumeFunc) (stop func(), err error) {
 	cons, err := a.js.CreateOrUpdateConsumer(ctx, a.cfg.Stream, jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   "opendo alarm firings",
@@ -125,7 +131,7 @@ func (a *Alarms) consume(ctx context.Context, name, filter string, fn func(f Fir
 			}
 			return
 		}
-		fn(f, msg.Ack)
+		fn(f, msg.Ack, msg.NakWithDelay)
 	}
 	onErr := func(_ jetstream.ConsumeContext, err error) {
 		level := slog.LevelWarn

@@ -46,7 +46,7 @@ func startServer(t *testing.T, cfg alarms.Config, opts ...natstest.Option) (*nat
 func consume(t *testing.T, a *alarms.Alarms, autoAck bool) <-chan delivery {
 	t.Helper()
 	ch := make(chan delivery, 10000)
-	stop, err := a.Consume(t.Context(), func(f alarms.Firing, ack func() error) {
+	stop, err := a.Consume(t.Context(), func(f alarms.Firing, ack func() error, _ func(time.Duration) error) {
 		d := delivery{f: f, at: time.Now(), ack: ack}
 		if autoAck {
 			if err := ack(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -27,6 +28,24 @@ type EmbeddedConfig struct {
 	MaxPayload int32
 	// Debug turns on the server's own logging.
 	Debug bool
+	// Name is the server's name; default "opendo-dev". The servers of a
+	// cluster need distinct names.
+	Name string
+	// Cluster, if set, makes the server a member of a NATS cluster with
+	// clustered JetStream (streams of up to as many replicas as servers).
+	Cluster *EmbeddedCluster
+}
+
+// EmbeddedCluster is the cluster membership of an embedded server.
+type EmbeddedCluster struct {
+	// Name is the cluster's name, the same on every member (required).
+	Name string
+	// Addr is host:port where the server takes routes from the others.
+	Addr string
+	// Routes are the other members' route URLs (nats-route://host:port);
+	// a route to the server itself is ignored, so every member may be given
+	// the same list.
+	Routes []string
 }
 
 // Embedded is a running in-process nats-server with JetStream.
@@ -61,8 +80,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = 8 << 20
 	}
+	if cfg.Name == "" {
+		cfg.Name = "opendo-dev"
+	}
 	opts := &server.Options{
-		ServerName: "opendo-dev",
+		ServerName: cfg.Name,
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
@@ -71,6 +93,18 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		MaxPayload: cfg.MaxPayload,
 		NoSigs:     true,
 		NoLog:      !cfg.Debug,
+	}
+	if c := cfg.Cluster; c != nil {
+		chost, cport, err := net.SplitHostPort(c.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("bus: cluster addr %q: %w", c.Addr, err)
+		}
+		opts.Cluster.Name = c.Name
+		opts.Cluster.Host = chost
+		if opts.Cluster.Port, err = strconv.Atoi(cport); err != nil {
+			return nil, fmt.Errorf("bus: cluster addr %q: bad port", c.Addr)
+		}
+		opts.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

@@ -62,6 +62,16 @@ func (s Subjects) Name(ns string) string { return s.Prefix + ".name." + ns }
 // NameAll matches every by-name subject.
 func (s Subjects) NameAll() string { return s.Prefix + ".name.*" }
 
+// Own is the subject on which node receives the requests to (ns, id)
+// forwarded by the other nodes of the deployment (the node owns the
+// object's partition).
+func (s Subjects) Own(node, ns, id string) string {
+	return s.Prefix + ".own." + node + "." + ns + "." + id
+}
+
+// OwnNode matches every forwarded request to node.
+func (s Subjects) OwnNode(node string) string { return s.Prefix + ".own." + node + ".*.*" }
+
 // Journal is the journal subject of the object (ns, id).
 func (s Subjects) Journal(ns, id string) string {
 	return s.Prefix + ".journal." + strconv.Itoa(s.Partition(ns, id)) + "." + ns + "." + id

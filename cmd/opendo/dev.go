@@ -70,9 +70,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *sync == "always" {
 		syncFn = srv.Sync
 	}
-	return host(ctx, nc, filepath.Join(*data, "objects"), rf, syncFn, log, func() {
+	return host(ctx, nc, filepath.Join(*data, "objects"), rf, syncFn, log, func(node string) {
 		url := srv.URL()
-		fmt.Fprintf(stdout, "opendo dev: NATS listening on %s (data in %s, sync %s)\n", url, *data, *sync)
+		fmt.Fprintf(stdout, "opendo dev: NATS listening on %s (data in %s, sync %s, node %s)\n", url, *data, *sync, node)
 		fmt.Fprintf(stdout, "namespaces: %s\n", strings.Join(examples.Namespaces(), ", "))
 		fmt.Fprintf(stdout, "try:\n  go run ./cmd/opendo call -server %s counter my-counter incr\n", url)
 		fmt.Fprintf(stdout, "  nats --server %s req %s.name.counter '' -H 'Opendo-Name: my-counter' -H 'Opendo-Path: incr'\n", url, rf.prefix)

@@ -24,6 +24,8 @@ type runtimeFlags struct {
 	replyPrefixes  string
 	handlerTimeout time.Duration
 	maxActive      int
+	nodeID         string
+	leaseTTL       time.Duration
 	replyNC        *nats.Conn // set by serve's -reply-* flags
 }
 
@@ -36,12 +38,14 @@ func (f *runtimeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.replyPrefixes, "reply-prefix", actor.DefaultReplyPrefix, "comma-separated subject prefixes replies may go to (requests with other reply subjects are refused)")
 	fs.DurationVar(&f.handlerTimeout, "handler-timeout", 30*time.Second, "deadline of one handler run; past it the caller gets 'timeout'")
 	fs.IntVar(&f.maxActive, "max-active", 0, "most objects with open files (default from the descriptor limit, at most 10000)")
+	fs.StringVar(&f.nodeID, "node-id", "", "this node's name among the runtimes sharing the NATS (default: generated once and kept in the data directory)")
+	fs.DurationVar(&f.leaseTTL, "lease-ttl", actor.DefaultLeaseTTL, "how long a node that stopped answering keeps its objects before others take them over (whole seconds; docs/cluster.md)")
 }
 
 // host runs a runtime with the example namespaces on nc until ctx ends.
-// ready is called once requests are served.
+// ready is called, with the runtime's node ID, once requests are served.
 // syncFn, if set, is the runtime's Config.Sync.
-func host(ctx context.Context, nc *nats.Conn, dataDir string, f runtimeFlags, syncFn func() error, log *slog.Logger, ready func()) error {
+func host(ctx context.Context, nc *nats.Conn, dataDir string, f runtimeFlags, syncFn func() error, log *slog.Logger, ready func(node string)) error {
 	rt, err := actor.New(actor.Config{
 		Conn:        nc,
 		DataDir:     dataDir,
@@ -56,6 +60,8 @@ func host(ctx context.Context, nc *nats.Conn, dataDir string, f runtimeFlags, sy
 		ReplyConn:      f.replyNC,
 		HandlerTimeout: f.handlerTimeout,
 		MaxActive:      f.maxActive,
+		NodeID:         f.nodeID,
+		LeaseTTL:       f.leaseTTL,
 	})
 	if err != nil {
 		return err
@@ -66,7 +72,7 @@ func host(ctx context.Context, nc *nats.Conn, dataDir string, f runtimeFlags, sy
 	if err := rt.Start(ctx); err != nil {
 		return err
 	}
-	ready()
+	ready(rt.NodeID())
 	<-ctx.Done()
 	log.Info("shutting down")
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

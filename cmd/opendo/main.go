@@ -46,6 +46,7 @@ const usage = `usage: opendo <command> [flags]
 commands:
   dev       run an embedded NATS server with the runtime and the examples
   serve     run the runtime against an external NATS server
+  cluster   run a local NATS cluster and runtime nodes, to try failover by hand
   call      call an object: opendo call NS NAME [PATH] [BODY|-]
   journal   inspect journals: ls, show, replay, fork, verify, tail
   bench     measure throughput and latency against raw NATS/JetStream baselines
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDev(ctx, rest, stdout, stderr)
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
+	case "cluster":
+		return runCluster(ctx, rest, stdout, stderr)
 	case "call":
 		return runCall(ctx, rest, stdout, stderr)
 	case "journal":

@@ -49,7 +49,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer rnc.Close()
 		rf.replyNC = rnc
 	}
-	return host(ctx, nc, *data, rf, nil, log, func() {
-		fmt.Fprintf(stdout, "opendo serve: connected to %s; namespaces: %s\nready\n", nc.ConnectedUrlRedacted(), strings.Join(examples.Namespaces(), ", "))
+	return host(ctx, nc, *data, rf, nil, log, func(node string) {
+		fmt.Fprintf(stdout, "opendo serve: node %s connected to %s; namespaces: %s\nready\n", node, nc.ConnectedUrlRedacted(), strings.Join(examples.Namespaces(), ", "))
 	})
 }
