@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/opendo/opendo/actor"
 	"github.com/opendo/opendo/examples/counter"
@@ -186,6 +187,22 @@ func TestJoinAndGracefulStop(t *testing.T) {
 		t.Errorf("%d fences after clean handoffs, want 0", f)
 	}
 	t.Logf("%d calls ok", l.ok.Load())
+
+	// The stopped node left the bucket.
+	js, err := jetstream.New(srv.Conn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(t.Context(), "OPENDO_OWNERS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := kv.Get(t.Context(), "opendo.n."+a.NodeID()); err == nil {
+		t.Errorf("stopped node's presence is still there: %q rev %d", e.Value(), e.Revision())
+	}
+	if _, err := kv.Get(t.Context(), "opendo.n."+b.NodeID()); err != nil {
+		t.Errorf("live node's presence: %v", err)
+	}
 }
 
 // TestFailover: a node cut off from NATS loses its partitions to the other

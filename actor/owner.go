@@ -145,6 +145,7 @@ type owner struct {
 		recs        map[pkey]ownerRec
 		mine        map[pkey]*claim
 		closing     bool
+		purged      bool // closing: the presence key is being removed
 	}
 }
 
@@ -539,9 +540,9 @@ func (w *owner) loop(ctx context.Context, watch jetstream.KeyWatcher) {
 // joins again with a new epoch.
 func (w *owner) renew(ctx context.Context) {
 	w.mu.RLock()
-	epoch, rev, closing := w.mu.epoch, w.mu.presenceRev, w.mu.closing
+	epoch, rev, closing, purged := w.mu.epoch, w.mu.presenceRev, w.mu.closing, w.mu.purged
 	w.mu.RUnlock()
-	if closing && epoch == "" {
+	if purged || closing && epoch == "" {
 		return
 	}
 	sent := time.Since(w.base)
@@ -556,6 +557,8 @@ func (w *owner) renew(ctx context.Context) {
 		}
 		w.mu.Unlock()
 		w.validUntil.Store(int64(sent + w.ttl - w.ttl/4))
+	case isWrongSeq(err) && closing:
+		w.loseAll() // stopping: no new epoch
 	case isWrongSeq(err):
 		w.log.Warn("this node's presence expired (paused, or cut off from NATS): its partitions are lost; joining again")
 		w.loseAll()
@@ -749,6 +752,7 @@ func (w *owner) close(ctx context.Context) {
 	}
 	w.mu.Lock()
 	clear(w.mu.mine)
+	w.mu.purged = true // renewals stop: they would find the key gone and join again
 	w.mu.Unlock()
 	dctx, cancel := context.WithTimeout(ctx, w.ttl)
 	if err := w.kv.Purge(dctx, w.presenceKey(w.node)); err != nil {

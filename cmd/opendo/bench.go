@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +32,8 @@ var benchWorkloads = []benchWorkload{
 	{name: "jspub-1", baseline: "jspub-1", write: true, summary: "JetStream publish + ack, ONE caller (one sync per write)"},
 	{name: "incr-1", baseline: "jspub", write: true, summary: "durable increments on one object"},
 	{name: "incr-1000", baseline: "jspub", write: true, summary: "durable increments spread over 1,000 objects"},
+	{name: "incr-1000-2n", baseline: "incr-1000", write: true, summary: "incr-1000 served by 2 runtime nodes sharing the partitions (own prefix and journal)"},
+	{name: "incr-1000-3n", baseline: "incr-1000", write: true, summary: "incr-1000 served by 3 runtime nodes sharing the partitions (own prefix and journal)"},
 	{name: "touch-100k", baseline: "read", explicit: true, summary: "activate -objects distinct objects once each (read), evicted after -idle"},
 	{name: "alarm-1", baseline: benchNoBaseline, explicit: true, summary: "lateness of -rounds isolated alarms, each set 200 ms ahead"},
 	{name: "alarm-10k", baseline: benchNoBaseline, explicit: true, summary: "lateness of -alarms alarms due at the same instant (own runtime)"},
@@ -86,6 +89,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per workload instead of a table")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured phases to `FILE` (one file per workload,\nFILE with the workload inserted before its extension, when several run)")
 	fs.StringVar(&o.dataParent, "data", "", "directory for the temporary data directory (default $TMPDIR);\nput it on the disk you want to measure, tmpfs makes fsync free")
+	clusterN := fs.Int("cluster", 0, "measure against a local cluster of this many embedded NATS servers (3: the\nproduction shape; streams of -replicas replicas, 3 if not given) instead of one server")
 	o.nats.register(fs, "nats")
 	fs.Lookup("nats").Usage = "measure against this external NATS server instead of an embedded one\n(the bench uses its own subjects and streams and deletes its streams afterwards)"
 	if err := fs.Parse(args); err != nil {
@@ -115,6 +119,28 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{"-idle must be positive"}
 	case o.payload < 0:
 		return usageError{"-payload must not be negative"}
+	}
+	if *clusterN != 0 {
+		if o.nats.url != "" || *clusterN < 2 || *clusterN > 9 {
+			return usageError{"-cluster takes 2 to 9 servers, and not with -nats"}
+		}
+		replicasSet := false
+		fs.Visit(func(f *flag.Flag) { replicasSet = replicasSet || f.Name == "replicas" })
+		if !replicasSet {
+			o.replicas = min(3, *clusterN)
+		}
+		dir, err := os.MkdirTemp(o.dataParent, "opendo-bench-cluster-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		urls, stop, err := startLocalNATS(ctx, dir, *clusterN, 0)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		o.nats.url = strings.Join(urls, ",")
+		fmt.Fprintf(stderr, "opendo bench: local cluster of %d NATS servers, streams of %d replicas\n", *clusterN, o.replicas)
 	}
 	if o.conns == 0 {
 		o.conns = 2 * runtime.GOMAXPROCS(0)

@@ -72,6 +72,7 @@ type benchEnv struct {
 	pub     string // jspub stream
 	echo    string // echo subject
 	closers []func() error
+	dial    func(name string) (*nats.Conn, error) // a new connection to the server
 
 	// alarmLog collects the firings of the benchalarm objects of every
 	// runtime; rtLogs counts the runtimes' warnings and errors.
@@ -110,6 +111,7 @@ func newBenchEnv(ctx context.Context, mode string, o *benchOptions, stderr io.Wr
 		}
 		return bus.Connect(o.nats.config(name))
 	}
+	e.dial = connect
 	if mode == "server" {
 		fmt.Fprintf(stderr, "opendo bench: NATS %s, objects in %s\n", bus.ResolveURL(o.nats.url), e.dir)
 	} else {
@@ -228,9 +230,15 @@ func newBenchEnv(ctx context.Context, mode string, o *benchOptions, stderr io.Wr
 // startRuntime starts a runtime hosting the bench namespace on the
 // runtime's connection.
 func (e *benchEnv) startRuntime(ctx context.Context, prefix, journal string, idle time.Duration) (*actor.Runtime, error) {
+	return e.startNode(ctx, e.rtConn, "", prefix, journal, idle)
+}
+
+// startNode starts a runtime on nc as node (default: one of its own).
+func (e *benchEnv) startNode(ctx context.Context, nc *nats.Conn, node, prefix, journal string, idle time.Duration) (*actor.Runtime, error) {
 	rt, err := actor.New(actor.Config{
-		Conn:          e.rtConn,
-		DataDir:       filepath.Join(e.dir, "objects-"+prefix),
+		Conn:          nc,
+		NodeID:        node,
+		DataDir:       filepath.Join(e.dir, "objects-"+prefix+node),
 		Prefix:        prefix,
 		JournalStream: journal,
 		Replicas:      e.o.replicas,
@@ -352,31 +360,12 @@ func (e *benchEnv) run(ctx context.Context, w benchWorkload, profile string) (*b
 			return func(ctx context.Context) error { return benchCall(ctx, s, path) }
 		}
 	case "incr-1000":
-		const objects = 1000
-		stubs := make([][]*actor.Stub, len(ns))
-		for c := range ns {
-			stubs[c] = make([]*actor.Stub, objects)
-			for k := range objects {
-				stubs[c][k] = ns[c].Get("incr-1000-" + strconv.Itoa(k))
-			}
+		var err error
+		if mk, err = e.incr1000(ctx, ns, callers); err != nil {
+			return nil, err
 		}
-		// Activate every object first: activation is touch-100k's business.
-		if err := benchParallel(ctx, callers, objects, func(ctx context.Context, i, k int) error {
-			return benchCall(ctx, stubs[e.conn(i)][k], "incr")
-		}); err != nil {
-			return nil, fmt.Errorf("prepare: %w", err)
-		}
-		mk = func(i int) benchOp {
-			ss := stubs[e.conn(i)]
-			k := i * objects / callers // callers start spread out, then go round-robin
-			return func(ctx context.Context) error {
-				k++
-				if k == objects {
-					k = 0
-				}
-				return benchCall(ctx, ss[k], "incr")
-			}
-		}
+	case "incr-1000-2n", "incr-1000-3n":
+		return e.runNodes(ctx, w, profile)
 	case "jspub", "jspub-1":
 		if w.name == "jspub-1" {
 			callers = 1
@@ -404,6 +393,36 @@ func (e *benchEnv) run(ctx context.Context, w benchWorkload, profile string) (*b
 	}
 	r.Workload, r.Sync, r.Callers, r.Conns = w.name, e.mode, callers, min(callers, len(e.conns))
 	return r, nil
+}
+
+// incr1000 prepares incr-1000 on the clients ns: increments spread over
+// 1,000 objects, each caller going round-robin from its own start.
+func (e *benchEnv) incr1000(ctx context.Context, ns []*actor.NamespaceClient, callers int) (func(i int) benchOp, error) {
+	const objects = 1000
+	stubs := make([][]*actor.Stub, len(ns))
+	for c := range ns {
+		stubs[c] = make([]*actor.Stub, objects)
+		for k := range objects {
+			stubs[c][k] = ns[c].Get("incr-1000-" + strconv.Itoa(k))
+		}
+	}
+	// Activate every object first: activation is touch-100k's business.
+	if err := benchParallel(ctx, callers, objects, func(ctx context.Context, i, k int) error {
+		return benchCall(ctx, stubs[e.conn(i)][k], "incr")
+	}); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	return func(i int) benchOp {
+		ss := stubs[e.conn(i)]
+		k := i * objects / callers // callers start spread out, then go round-robin
+		return func(ctx context.Context) error {
+			k++
+			if k == objects {
+				k = 0
+			}
+			return benchCall(ctx, ss[k], "incr")
+		}
+	}, nil
 }
 
 // touch runs touch-100k: every object once, then waits for the idle

@@ -50,6 +50,7 @@ type benchResult struct {
 
 	*BenchAlarmStats // alarm-1 and alarm-10k only
 	*BenchFloodStats // burst and flood only
+	*BenchNodeStats  // incr-1000-2n and incr-1000-3n only
 }
 
 // benchOp is one operation of one caller.

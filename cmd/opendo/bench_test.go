@@ -195,3 +195,38 @@ func TestBenchFlags(t *testing.T) {
 		t.Errorf("profile name %q", got)
 	}
 }
+
+// TestBenchNodes: incr-1000 with 2 runtime nodes, on one server and on a
+// local 3-server cluster, compared with one node in the same run; every
+// partition has one owner and no call fails.
+func TestBenchNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts several runtimes (and a 3-server cluster)")
+	}
+	for _, args := range [][]string{nil, {"-cluster", "3"}} {
+		maps, rs := runBenchJSON(t, append(args, "-workloads", "incr-1000-2n", "-duration", "300ms", "-warmup", "100ms", "-callers", "8")...)
+		var seen bool
+		for i, r := range rs {
+			if r.Workload != "incr-1000-2n" {
+				continue
+			}
+			seen = true
+			checkBenchLine(t, maps[i], r, "nodes", "owned", "forwarded_share", "fences")
+			if r.Baseline != "incr-1000" || r.BenchNodeStats == nil || r.Nodes != 2 || len(r.Owned) != 2 {
+				t.Fatalf("%v: %+v", args, r)
+			}
+			if r.Owned[0]+r.Owned[1] != 128 || r.Owned[0] == 0 || r.Owned[1] == 0 {
+				t.Errorf("%v: partitions owned %v, want 128 split between both", args, r.Owned)
+			}
+			if r.Fences != 0 {
+				t.Errorf("%v: %d fences in steady state", args, r.Fences)
+			}
+			if r.Forwarded <= 0 {
+				t.Errorf("%v: nothing forwarded", args)
+			}
+		}
+		if !seen {
+			t.Fatalf("%v: no incr-1000-2n line", args)
+		}
+	}
+}

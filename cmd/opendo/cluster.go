@@ -64,43 +64,11 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer unlock()
 
-	clientPorts, routePorts, err := clusterPorts(*port, *servers)
+	urls, stop, err := startLocalNATS(ctx, *data, *servers, *port)
 	if err != nil {
 		return err
 	}
-	routes := make([]string, *servers)
-	for i, p := range routePorts {
-		routes[i] = "nats-route://127.0.0.1:" + strconv.Itoa(p)
-	}
-	var srvs []*bus.Embedded
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, s := range srvs {
-			_ = s.Shutdown(sctx)
-		}
-	}()
-	urls := make([]string, *servers)
-	for i := range *servers {
-		name := "nats-" + strconv.Itoa(i+1)
-		cfg := bus.EmbeddedConfig{
-			Name:     name,
-			Addr:     "127.0.0.1:" + strconv.Itoa(clientPorts[i]),
-			StoreDir: filepath.Join(*data, name),
-		}
-		if *servers > 1 {
-			cfg.Cluster = &bus.EmbeddedCluster{Name: clusterName, Addr: "127.0.0.1:" + strconv.Itoa(routePorts[i]), Routes: routes}
-		}
-		s, err := bus.StartEmbedded(cfg)
-		if err != nil {
-			return err
-		}
-		srvs = append(srvs, s)
-		urls[i] = s.URL()
-	}
-	if err := waitMetaLeader(ctx, srvs); err != nil {
-		return err
-	}
+	defer stop()
 	all := strings.Join(urls, ",")
 	replicas := min(3, *servers)
 
@@ -178,6 +146,55 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return nil
 		}
 	}
+}
+
+// startLocalNATS starts n embedded NATS servers on 127.0.0.1, clustered
+// over routes when n > 1 (client ports from port on, routes port+1000 on;
+// port 0 = free ports), each storing in dir/nats-<i>, and waits until they
+// elected a JetStream meta leader. stop shuts them down.
+func startLocalNATS(ctx context.Context, dir string, n, port int) (urls []string, stop func(), err error) {
+	clientPorts, routePorts, err := clusterPorts(port, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	routes := make([]string, n)
+	for i, p := range routePorts {
+		routes[i] = "nats-route://127.0.0.1:" + strconv.Itoa(p)
+	}
+	var srvs []*bus.Embedded
+	stop = func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, s := range srvs {
+			_ = s.Shutdown(sctx)
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	for i := range n {
+		name := "nats-" + strconv.Itoa(i+1)
+		cfg := bus.EmbeddedConfig{
+			Name:     name,
+			Addr:     "127.0.0.1:" + strconv.Itoa(clientPorts[i]),
+			StoreDir: filepath.Join(dir, name),
+		}
+		if n > 1 {
+			cfg.Cluster = &bus.EmbeddedCluster{Name: clusterName, Addr: "127.0.0.1:" + strconv.Itoa(routePorts[i]), Routes: routes}
+		}
+		s, err := bus.StartEmbedded(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		srvs = append(srvs, s)
+		urls = append(urls, s.URL())
+	}
+	if err := waitMetaLeader(ctx, srvs); err != nil {
+		return nil, nil, err
+	}
+	return urls, stop, nil
 }
 
 // clusterPorts returns the client and route ports of n servers: from first
