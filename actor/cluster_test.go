@@ -244,3 +244,47 @@ func TestFailover(t *testing.T) {
 		t.Error("b took partitions over without fencing any journal")
 	}
 }
+
+// TestForgedForwardCannotSteerReplies: on an open server anyone may
+// publish to a node's own subject; a forged forward whose Opendo-Reply
+// names a JetStream API subject is refused like any bad reply subject, and
+// the journal keeps every entry.
+func TestForgedForwardCannotSteerReplies(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := srv.Conn(t)
+	a := startNode(t, nc, "", 0)
+	l := newCounterLoad(t, srv.Conn(t), 4)
+	l.run(2, 5, nil)
+	l.check()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := js.Stream(t.Context(), "OPENDO_JOURNAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := before.CachedInfo().State.Msgs
+	attacker := srv.Conn(t)
+	id := actor.NameID(counter.Namespace, "c0")
+	for _, reply := range []string{"$JS.API.STREAM.PURGE.OPENDO_JOURNAL", "$JS.API.STREAM.DELETE.OPENDO_JOURNAL", "opendo.journal.0.counter." + string(id)} {
+		m := &nats.Msg{Subject: "opendo.own." + a.NodeID() + ".counter." + string(id), Reply: nats.NewInbox(), Header: nats.Header{}}
+		m.Header.Set(actor.HeaderReply, reply)
+		m.Header.Set(actor.HeaderPath, "incr")
+		if err := attacker.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := attacker.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return a.Stats().RefusedReplies >= 3 })
+	after, err := js.Stream(t.Context(), "OPENDO_JOURNAL")
+	if err != nil {
+		t.Fatalf("journal stream: %v", err)
+	}
+	if got := after.CachedInfo().State.Msgs; got != msgs {
+		t.Errorf("journal holds %d entries, had %d", got, msgs)
+	}
+	l.check() // every counter still holds its acknowledged increments
+}
