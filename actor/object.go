@@ -838,6 +838,14 @@ func (o *object) reset() {
 
 // shutdown finishes the journal work and answers queued requests.
 func (o *object) shutdown() {
+	o.finish()
+	o.failQueued(ErrClosed)
+}
+
+// finish gives up o's slot, completes its journal appends (releasing
+// their replies, or failing them if the journal broke) and closes its
+// files.
+func (o *object) finish() {
 	o.rt.release(o, true)
 	for (o.inflight || len(o.open) > 0 || o.durable < o.acked) && o.broken == nil {
 		if !o.inflight && len(o.open) > 0 {
@@ -854,7 +862,6 @@ func (o *object) shutdown() {
 		o.failHeld()
 	}
 	o.closeFiles(o.broken != nil)
-	o.failQueued(ErrClosed)
 }
 
 func (o *object) closeFiles(remove bool) {
@@ -890,22 +897,7 @@ func (o *object) redeliverQueued() {
 // finishes its journal appends (their replies go out), closes its files,
 // and hands first (if set) and its queued requests on, to be routed again.
 func (o *object) handOff(first *envelope) {
-	o.rt.release(o, true)
-	for (o.inflight || len(o.open) > 0 || o.durable < o.acked) && o.broken == nil {
-		if !o.inflight && len(o.open) > 0 {
-			o.flush()
-			continue
-		}
-		o.await()
-	}
-	for o.inflight {
-		<-o.acks
-		o.inflight = false
-	}
-	if o.broken != nil {
-		o.failHeld()
-	}
-	o.closeFiles(o.broken != nil)
+	o.finish()
 	if first != nil {
 		o.rt.route(o.ns.name, o.id, *first)
 	}

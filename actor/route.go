@@ -256,14 +256,8 @@ func (rt *Runtime) onOwn(m *nats.Msg) {
 	if !rt.checkReply(m) {
 		return
 	}
-	ns, id, ok := lastTwoTokens(m.Subject)
+	ns, oid, ok := rt.subjectID(m)
 	if !ok {
-		rt.replyError(m, Errorf(http.StatusBadRequest, CodeBadRequest, "bad subject %q", m.Subject))
-		return
-	}
-	oid, err := ParseID(id)
-	if err != nil {
-		rt.replyError(m, err)
 		return
 	}
 	name := m.Header.Get(HeaderName)

@@ -595,19 +595,29 @@ func (rt *Runtime) checkReply(m *nats.Msg) bool {
 	return false
 }
 
+// subjectID parses the namespace and object ID ending m's subject, or
+// answers the caller why not.
+func (rt *Runtime) subjectID(m *nats.Msg) (string, ID, bool) {
+	ns, id, ok := lastTwoTokens(m.Subject)
+	if !ok {
+		rt.replyError(m, Errorf(http.StatusBadRequest, CodeBadRequest, "bad subject %q", m.Subject))
+		return "", "", false
+	}
+	oid, err := ParseID(id)
+	if err != nil {
+		rt.replyError(m, err)
+		return "", "", false
+	}
+	return ns, oid, true
+}
+
 func (rt *Runtime) onRequestByID(m *nats.Msg) {
 	// <prefix>.req.<ns>.<id>
 	if !rt.checkReply(m) {
 		return
 	}
-	ns, id, ok := lastTwoTokens(m.Subject)
+	ns, oid, ok := rt.subjectID(m)
 	if !ok {
-		rt.replyError(m, Errorf(http.StatusBadRequest, CodeBadRequest, "bad subject %q", m.Subject))
-		return
-	}
-	oid, err := ParseID(id)
-	if err != nil {
-		rt.replyError(m, err)
 		return
 	}
 	name := m.Header.Get(HeaderName)
