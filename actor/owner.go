@@ -353,10 +353,13 @@ func (w *owner) apply(e jetstream.KeyValueEntry) {
 		// another deployment's key (the watch filters them out)
 	case strings.HasPrefix(key[len(w.pfx):], keyPresence):
 		node := key[len(w.pfx)+len(keyPresence):]
-		if node == w.node && e.Revision() >= w.mu.presenceRev && w.mu.epoch != "" {
-			// Our own renewal, or the expiry of our presence: the renewal
-			// loop finds out which (a renewal fails once it expired).
-			if del {
+		if node == w.node {
+			// Our own key. Only its expiry (or purge) since our last write
+			// of it matters: the renewal loop finds out and joins again.
+			// Our renewals change nothing, and what happened before our
+			// last join (an earlier run's presence, the expiry that a
+			// paused node reads after joining again) says nothing of now.
+			if del && e.Revision() >= w.mu.presenceRev {
 				delete(w.mu.members, node)
 				if w.mu.closing {
 					w.goneOnce.Do(func() { close(w.gone) })

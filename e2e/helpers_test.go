@@ -30,10 +30,12 @@ const (
 )
 
 var (
-	binDir    string // temporary directory holding the binary, removed by TestMain
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	binDirOnce sync.Once
+	binDir     string // temporary directory holding the binaries, removed by TestMain
+	binDirErr  error
+
+	opendoBin  builtBinary
+	linnodeBin builtBinary
 )
 
 func TestMain(m *testing.M) {
@@ -44,38 +46,54 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// builtBinary is a command built once per test run.
+type builtBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 // opendoBinary builds ./cmd/opendo once per test run and returns its path.
 func opendoBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	return opendoBin.get(t, "./cmd/opendo", "opendo")
+}
+
+// get builds pkg (a path relative to the module root) into binDir as name,
+// once, with -race when OPENDO_E2E_RACE=1, and returns its path.
+func (b *builtBinary) get(t *testing.T, pkg, name string) string {
+	t.Helper()
+	b.once.Do(func() {
 		root, err := moduleRoot()
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binDir, err = os.MkdirTemp("", "opendo-e2e-")
-		if err != nil {
-			buildErr = err
+		binDirOnce.Do(func() { binDir, binDirErr = os.MkdirTemp("", "opendo-e2e-") })
+		if binDirErr != nil {
+			b.err = binDirErr
 			return
 		}
-		binPath = filepath.Join(binDir, "opendo")
-		args := []string{"build", "-o", binPath}
+		path := filepath.Join(binDir, name)
+		args := []string{"build", "-o", path}
 		if os.Getenv("OPENDO_E2E_RACE") == "1" {
 			args = append(args, "-race")
 		}
-		args = append(args, "./cmd/opendo")
+		args = append(args, pkg)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, goTool(), args...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+			return
 		}
+		b.path = path
 	})
-	if buildErr != nil {
-		t.Fatalf("building opendo: %v", buildErr)
+	if b.err != nil {
+		t.Fatalf("building %s: %v", pkg, b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // goTool returns the go command of the toolchain running the tests.
