@@ -49,6 +49,14 @@ type Config struct {
 	Partitions int
 	// JournalStream names the journal stream; default "OPENDO_JOURNAL".
 	JournalStream string
+	// JournalStreams spreads the journal of a new deployment over this many
+	// streams (partition p in stream p mod JournalStreams: JournalStream,
+	// then JournalStream_1, _2, …), so that on a NATS cluster their
+	// leaders, and the writes, spread over the servers (docs/cluster.md).
+	// 0 (the default) takes the journal's recorded layout, or 1 stream for
+	// a new journal. A journal keeps the layout it was created with: a
+	// number that differs from it fails Start.
+	JournalStreams int
 	// Replicas of the journal stream; default 1 (3 on a production cluster).
 	Replicas int
 	// IdleTimeout evicts an object that had no request for this long;
@@ -352,7 +360,8 @@ func (rt *Runtime) Start(ctx context.Context) error {
 	// "temporarily unavailable" or not at all for a while: retry.
 	var jr *journal.Journal
 	if err := retryJetStream(ctx, rt.log, "journal", func(ctx context.Context) (err error) {
-		jr, err = journal.Open(ctx, js, journal.Config{Prefix: rt.subj.Prefix, Stream: rt.cfg.JournalStream, Replicas: rt.cfg.Replicas})
+		jr, err = journal.Open(ctx, js, journal.Config{Prefix: rt.subj.Prefix, Stream: rt.cfg.JournalStream, Replicas: rt.cfg.Replicas,
+			Streams: rt.cfg.JournalStreams, Partitions: rt.subj.Partitions})
 		return err
 	}); err != nil {
 		return fmt.Errorf("actor: journal: %w", err)

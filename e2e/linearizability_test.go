@@ -29,8 +29,8 @@ import (
 // The linearizability harness (docs/cluster.md, "Linearizability, checked").
 //
 // A 3-server JetStream cluster runs in the test process (embedded servers on
-// loopback, streams R3); three linnode processes (e2e/testdata/linnode)
-// serve namespace "lin" on it. Clients call a few objects concurrently, each
+// loopback, streams R3, the journal spread over 3 streams); three linnode
+// processes (e2e/testdata/linnode) serve namespace "lin" on it. Clients call a few objects concurrently, each
 // holding a register (put, get, cas) and a counter (incr, read), while the
 // test injects faults one after another: SIGKILL and restart of a node,
 // SIGSTOP of a node for twice its lease and SIGCONT, shutdown and restart of
@@ -65,8 +65,12 @@ const (
 	linCheckLimit  = 2 * time.Minute // porcupine's budget for all histories
 )
 
+// linJournalStreams is the number of streams the journal is spread over,
+// as on a production cluster (docs/cluster.md).
+const linJournalStreams = 3
+
 // linStreams are the streams of the runtime, waited for after NATS restarts.
-var linStreams = []string{"OPENDO_JOURNAL", "OPENDO_ALARMS", "KV_OPENDO_OWNERS"}
+var linStreams = []string{"OPENDO_JOURNAL", "OPENDO_JOURNAL_1", "OPENDO_JOURNAL_2", "OPENDO_ALARMS", "KV_OPENDO_OWNERS"}
 
 func TestLinearizability(t *testing.T) {
 	if testing.Short() {
@@ -588,7 +592,8 @@ type linNode struct {
 // start runs the node and waits until it serves.
 func (n *linNode) start() {
 	n.t.Helper()
-	n.cmd = exec.Command(n.bin, "-nats", n.urls, "-data", n.dir, "-node-id", n.id, "-lease-ttl", linLeaseTTL.String())
+	n.cmd = exec.Command(n.bin, "-nats", n.urls, "-data", n.dir, "-node-id", n.id, "-lease-ttl", linLeaseTTL.String(),
+		"-journal-streams", strconv.Itoa(linJournalStreams))
 	out := newStdoutWatcher()
 	n.cmd.Stdout, n.cmd.Stderr = out, n.stderr
 	n.cmd.WaitDelay = 5 * time.Second

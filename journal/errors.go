@@ -25,6 +25,9 @@ var (
 	// sequence is not the one the writer expected — another writer appended
 	// since. Nothing was written. The returned error is a *ConflictError.
 	ErrConflict = errors.New("journal: conflict")
+	// ErrLayout: the journal's streams are laid out otherwise than asked
+	// (Config.Streams, Config.Partitions), or the recorded layout is bad.
+	ErrLayout = errors.New("journal: layout")
 	// ErrTooLarge: the encoded entry does not fit in one NATS message
 	// (connection max_payload or stream max_msg_size). Nothing was written.
 	ErrTooLarge = errors.New("journal: entry too large")

@@ -100,7 +100,7 @@ func (r *batchReader) batch(ctx context.Context, fn func(uint64, *Entry) error) 
 		ctx, cancel = context.WithTimeout(ctx, r.j.timeout)
 		defer cancel()
 	}
-	if err := r.j.js.Conn().PublishRequest(r.j.direct, r.inbox, req); err != nil {
+	if err := r.j.js.Conn().PublishRequest(r.j.shardOf(r.subject).direct, r.inbox, req); err != nil {
 		return false, fmt.Errorf("journal: read %s: %w", r.subject, err)
 	}
 	for {

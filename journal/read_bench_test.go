@@ -84,7 +84,7 @@ func BenchmarkRead(b *testing.B) {
 }
 
 func readOrdered(ctx context.Context, j *Journal, subject string, after, upto uint64, fn func(uint64, *Entry) error) error {
-	c, err := j.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	c, err := j.Stream().OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    after + 1,
@@ -94,7 +94,7 @@ func readOrdered(ctx context.Context, j *Journal, subject string, after, upto ui
 	}
 	// Ordered consumers live on the server until their inactive threshold
 	// (5 min) unless deleted, and v2.15 allows 1,000 consumers per stream.
-	defer j.stream.DeleteConsumer(context.WithoutCancel(ctx), c.CachedInfo().Name)
+	defer j.Stream().DeleteConsumer(context.WithoutCancel(ctx), c.CachedInfo().Name)
 	it, err := c.Messages()
 	if err != nil {
 		return err
@@ -128,7 +128,7 @@ func readOrdered(ctx context.Context, j *Journal, subject string, after, upto ui
 
 func readEach(ctx context.Context, j *Journal, subject string, after, upto uint64, fn func(uint64, *Entry) error) error {
 	for next := after + 1; next <= upto; {
-		m, err := j.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+		m, err := j.Stream().GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		}

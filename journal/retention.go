@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -196,7 +195,7 @@ func (j *Journal) getDirect(ctx context.Context, req probeGet) (*nats.Msg, error
 	}
 	ctx, cancel := j.withTimeout(ctx)
 	defer cancel()
-	m, err := j.js.Conn().RequestWithContext(ctx, j.direct, body)
+	m, err := j.js.Conn().RequestWithContext(ctx, j.shardOf(req.NextFor).direct, body)
 	if err != nil {
 		return nil, fmt.Errorf("journal: direct get %s: %w", req.NextFor, err)
 	}
@@ -222,8 +221,7 @@ func (j *Journal) purgeBefore(ctx context.Context, subject string, seq uint64) (
 	}
 	ctx, cancel := j.withTimeout(ctx)
 	defer cancel()
-	api := strings.TrimSuffix(j.direct, "DIRECT.GET."+j.cfg.Stream)
-	m, err := j.js.Conn().RequestWithContext(ctx, api+"STREAM.PURGE."+j.cfg.Stream, body)
+	m, err := j.js.Conn().RequestWithContext(ctx, j.api+"STREAM.PURGE."+j.shardOf(subject).name, body)
 	if err != nil {
 		return 0, fmt.Errorf("journal: purge %s before %d: %w", subject, seq, err)
 	}

@@ -34,6 +34,8 @@ var benchWorkloads = []benchWorkload{
 	{name: "incr-1000", baseline: "jspub", write: true, summary: "durable increments spread over 1,000 objects"},
 	{name: "incr-1000-2n", baseline: "incr-1000", write: true, summary: "incr-1000 served by 2 runtime nodes sharing the partitions (own prefix and journal)"},
 	{name: "incr-1000-3n", baseline: "incr-1000", write: true, summary: "incr-1000 served by 3 runtime nodes sharing the partitions (own prefix and journal)"},
+	{name: "jspub-3s", baseline: "jspub", write: true, summary: "jspub's publishes spread over 3 streams, leaders spread over the servers"},
+	{name: "incr-1000-3s", baseline: "incr-1000", write: true, summary: "incr-1000 with the journal spread over 3 streams (-journal-streams 3), leaders spread"},
 	{name: "touch-100k", baseline: "read", explicit: true, summary: "activate -objects distinct objects once each (read), evicted after -idle"},
 	{name: "alarm-1", baseline: benchNoBaseline, explicit: true, summary: "lateness of -rounds isolated alarms, each set 200 ms ahead"},
 	{name: "alarm-10k", baseline: benchNoBaseline, explicit: true, summary: "lateness of -alarms alarms due at the same instant (own runtime)"},
@@ -350,11 +352,12 @@ func benchProfile(file string) (stop func() error, err error) {
 // benchTable prints results as an aligned table, one row as soon as each
 // workload is measured.
 type benchTable struct {
-	w     io.Writer
-	rows  int
-	ext   []*benchResult
-	alarm []*benchResult
-	flood []*benchResult
+	w      io.Writer
+	rows   int
+	ext    []*benchResult
+	alarm  []*benchResult
+	flood  []*benchResult
+	spread []*benchResult
 }
 
 const benchRowFormat = "%-11s %-7s %7s %11s %9s %9s %7s  %-8s %11s %7s %8s\n"
@@ -382,6 +385,8 @@ func (t *benchTable) row(r *benchResult) {
 		t.alarm = append(t.alarm, r)
 	} else if r.PeakFDs != nil {
 		t.ext = append(t.ext, r)
+	} else if r.BenchStreamStats != nil {
+		t.spread = append(t.spread, r)
 	}
 }
 
@@ -395,6 +400,13 @@ func (t *benchTable) footer() {
 	}
 	for _, r := range t.flood {
 		benchFloodFooter(t.w, r)
+	}
+	for _, r := range t.spread {
+		leaders := "one server"
+		if len(r.Leaders) > 0 {
+			leaders = "leaders " + strings.Join(r.Leaders, ", ")
+		}
+		fmt.Fprintf(t.w, "\n%s (sync %s): %d streams, %s\n", r.Workload, r.Sync, r.Streams, leaders)
 	}
 	if t.rows > 0 {
 		fmt.Fprintf(t.w, "\nratio = ops/s ÷ baseline ops/s; /jspub-1 = ops/s ÷ one caller's publish rate (>1: more than one write per sync)\n")

@@ -235,17 +235,23 @@ func (e *benchEnv) startRuntime(ctx context.Context, prefix, journal string, idl
 
 // startNode starts a runtime on nc as node (default: one of its own).
 func (e *benchEnv) startNode(ctx context.Context, nc *nats.Conn, node, prefix, journal string, idle time.Duration) (*actor.Runtime, error) {
+	return e.startNodeWith(ctx, nc, node, prefix, journal, idle, 0)
+}
+
+// startNodeWith is startNode with the journal spread over streams.
+func (e *benchEnv) startNodeWith(ctx context.Context, nc *nats.Conn, node, prefix, journal string, idle time.Duration, streams int) (*actor.Runtime, error) {
 	rt, err := actor.New(actor.Config{
-		Conn:          nc,
-		NodeID:        node,
-		DataDir:       filepath.Join(e.dir, "objects-"+prefix+node),
-		Prefix:        prefix,
-		JournalStream: journal,
-		Replicas:      e.o.replicas,
-		IdleTimeout:   idle,
-		AlarmStream:   journal + "_ALARMS",
-		Logger:        e.runtimeLogger(),
-		Sync:          e.syncFunc(),
+		JournalStreams: streams,
+		Conn:           nc,
+		NodeID:         node,
+		DataDir:        filepath.Join(e.dir, "objects-"+prefix+node),
+		Prefix:         prefix,
+		JournalStream:  journal,
+		Replicas:       e.o.replicas,
+		IdleTimeout:    idle,
+		AlarmStream:    journal + "_ALARMS",
+		Logger:         e.runtimeLogger(),
+		Sync:           e.syncFunc(),
 	})
 	if err != nil {
 		return nil, err
@@ -366,6 +372,10 @@ func (e *benchEnv) run(ctx context.Context, w benchWorkload, profile string) (*b
 		}
 	case "incr-1000-2n", "incr-1000-3n":
 		return e.runNodes(ctx, w, profile)
+	case "jspub-3s":
+		return e.runSpreadPub(ctx, w, profile)
+	case "incr-1000-3s":
+		return e.runSpreadIncr(ctx, w, profile)
 	case "jspub", "jspub-1":
 		if w.name == "jspub-1" {
 			callers = 1

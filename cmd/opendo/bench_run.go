@@ -48,9 +48,10 @@ type benchResult struct {
 	SettleAfter string   `json:"settle_wait,omitempty"`
 	RSSNote     string   `json:"peak_rss_scope,omitempty"`
 
-	*BenchAlarmStats // alarm-1 and alarm-10k only
-	*BenchFloodStats // burst and flood only
-	*BenchNodeStats  // incr-1000-2n and incr-1000-3n only
+	*BenchAlarmStats  // alarm-1 and alarm-10k only
+	*BenchFloodStats  // burst and flood only
+	*BenchNodeStats   // incr-1000-2n and incr-1000-3n only
+	*BenchStreamStats // jspub-3s and incr-1000-3s only
 }
 
 // benchOp is one operation of one caller.

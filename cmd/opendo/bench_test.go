@@ -230,3 +230,29 @@ func TestBenchNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchSpread: jspub-3s and incr-1000-3s on a local 3-server cluster
+// write to 3 streams, each with a leader, and no call fails.
+func TestBenchSpread(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-server cluster")
+	}
+	maps, rs := runBenchJSON(t, "-cluster", "3", "-workloads", "jspub-3s,incr-1000-3s", "-duration", "300ms", "-warmup", "100ms", "-callers", "8")
+	seen := 0
+	for i, r := range rs {
+		if r.Workload != "jspub-3s" && r.Workload != "incr-1000-3s" {
+			continue
+		}
+		seen++
+		checkBenchLine(t, maps[i], r, "streams", "leaders")
+		if r.BenchStreamStats == nil || r.Streams != 3 || len(r.Leaders) != 3 || slices.Contains(r.Leaders, "") {
+			t.Fatalf("%s: %+v", r.Workload, r.BenchStreamStats)
+		}
+		if l := r.Leaders; l[0] == l[1] || l[1] == l[2] || l[0] == l[2] {
+			t.Errorf("%s: leaders %v, want 3 distinct servers", r.Workload, l)
+		}
+	}
+	if seen != 2 {
+		t.Fatalf("%d of the 2 workloads reported", seen)
+	}
+}

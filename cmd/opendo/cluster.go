@@ -36,6 +36,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	data := fs.String("data", "./.opendo-cluster", "data directory (servers' stores and nodes' object files)")
 	leaseTTL := fs.Duration("lease-ttl", actor.DefaultLeaseTTL, "nodes' lease TTL: how soon the others take a dead node's objects")
 	logLevel := fs.String("log-level", "warn", "log level of servers' nodes")
+	streams := fs.Int("journal-streams", 0, "streams the journal of a new cluster is spread over (default: one per server)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,6 +72,9 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer stop()
 	all := strings.Join(urls, ",")
 	replicas := min(3, *servers)
+	if *streams == 0 {
+		*streams = *servers
+	}
 
 	var wg sync.WaitGroup
 	procs := make([]*exec.Cmd, *nodes)
@@ -87,7 +91,8 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for i := range *nodes {
 		id := "node-" + strconv.Itoa(i+1)
 		nargs := []string{"serve", "-nats", all, "-data", filepath.Join(*data, id), "-node-id", id,
-			"-replicas", strconv.Itoa(replicas), "-lease-ttl", leaseTTL.String(), "-log-level", *logLevel}
+			"-replicas", strconv.Itoa(replicas), "-journal-streams", strconv.Itoa(*streams),
+			"-lease-ttl", leaseTTL.String(), "-log-level", *logLevel}
 		cmd := exec.Command(exe, nargs...)
 		outR, outW := io.Pipe()
 		cmd.Stdout, cmd.Stderr = outW, outW

@@ -26,6 +26,7 @@ type runtimeFlags struct {
 	maxActive      int
 	nodeID         string
 	leaseTTL       time.Duration
+	journalStreams int
 	replyNC        *nats.Conn // set by serve's -reply-* flags
 }
 
@@ -39,6 +40,7 @@ func (f *runtimeFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.handlerTimeout, "handler-timeout", 30*time.Second, "deadline of one handler run; past it the caller gets 'timeout'")
 	fs.IntVar(&f.maxActive, "max-active", 0, "most objects with open files (default from the descriptor limit, at most 10000)")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's name among the runtimes sharing the NATS (default: generated once and kept in the data directory)")
+	fs.IntVar(&f.journalStreams, "journal-streams", 0, "spread a new journal over this many streams, so a NATS cluster's servers share its writes (0: the journal's recorded layout, 1 for a new one; docs/cluster.md)")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", actor.DefaultLeaseTTL, "how long a node that stopped answering keeps its objects before others take them over (whole seconds; docs/cluster.md)")
 }
 
@@ -62,6 +64,7 @@ func host(ctx context.Context, nc *nats.Conn, dataDir string, f runtimeFlags, sy
 		MaxActive:      f.maxActive,
 		NodeID:         f.nodeID,
 		LeaseTTL:       f.leaseTTL,
+		JournalStreams: f.journalStreams,
 	})
 	if err != nil {
 		return err

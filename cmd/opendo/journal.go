@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -259,9 +260,10 @@ func (f *journalFlags) connect(ctx context.Context, name string, stderr io.Write
 	// the stream's own replicas and size limit, and never let a mistyped
 	// -prefix add subjects to it.
 	have := s.CachedInfo().Config
-	if !coversSubject(have.Subjects, c.base+">") {
+	if !slices.ContainsFunc(have.Subjects, func(p string) bool { return strings.HasPrefix(p, c.base) }) {
 		return nil, fmt.Errorf("stream %s holds %v, not %s> (is -prefix right?)", f.stream, have.Subjects, c.base)
 	}
+	// The journal's recorded layout (Streams 0) finds each object's stream.
 	cfg := journal.Config{Prefix: subj.Prefix, Stream: f.stream, Replicas: have.Replicas}
 	if have.MaxBytes > 0 {
 		cfg.MaxBytes = have.MaxBytes
@@ -269,18 +271,13 @@ func (f *journalFlags) connect(ctx context.Context, name string, stderr io.Write
 	if c.jr, err = journal.Open(ctx, c.js, cfg); err != nil {
 		return nil, err
 	}
-	return c, nil
-}
-
-// coversSubject reports whether one of the stream subject patterns
-// matches every subject that filter matches.
-func coversSubject(patterns []string, filter string) bool {
-	for _, pattern := range patterns {
-		if journal.Covers(pattern, filter) {
-			return true
+	if n := c.jr.Partitions(); len(c.jr.Streams()) > 1 && n != subj.Partitions {
+		// A spread journal records its partitions: they decide the subjects.
+		if c.subj, err = bus.NewSubjects(subj.Prefix, n); err != nil {
+			return nil, err
 		}
 	}
-	return false
+	return c, nil
 }
 
 // openLocal starts a nats-server in this process on the JetStream store of

@@ -278,7 +278,7 @@ func (c *journalConn) forkFromSnapshot(ctx context.Context, src, dst objRef, src
 		if err == nil {
 			return
 		}
-		if perr := c.jr.Stream().Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(dstSubject)); perr != nil {
+		if perr := c.jr.StreamOf(dstSubject).Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(dstSubject)); perr != nil {
 			err = fmt.Errorf("%w; undoing the fork's first entry (seq %d on %s) failed too (%v): purge that subject before using %s", err, seq, dstSubject, perr, dst)
 		}
 	}()

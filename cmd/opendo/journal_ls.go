@@ -168,7 +168,7 @@ func (c *journalConn) lastEntry(ctx context.Context, snaps *journal.Snapshots, o
 			o.SnapshotSeq = info.Seq
 		}
 	}
-	m, err := c.jr.Stream().GetLastMsgForSubject(ctx, o.Subject)
+	m, err := c.jr.StreamOf(o.Subject).GetLastMsgForSubject(ctx, o.Subject)
 	if err != nil {
 		return fmt.Errorf("last entry of %s: %w", safeText(o.Subject), err)
 	}

@@ -40,15 +40,40 @@ func runJournalTail(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *from > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *from
 	}
-	cons, err := c.js.OrderedConsumer(ctx, c.stream, cfg)
-	if err != nil {
-		return fmt.Errorf("tail: %w", err)
+	// Follow the object's stream, or every stream of the journal.
+	streams := c.jr.Streams()
+	if sel.obj != nil {
+		streams = []jetstream.Stream{c.jr.StreamOf(c.subj.Journal(sel.obj.ns, string(sel.obj.id)))}
+	} else if *from > 0 && len(streams) > 1 {
+		return usageError{fmt.Sprintf("-from needs an object: the journal spans %d streams, each with its own sequences", len(streams))}
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("tail: %w", err)
+	msgs := make(chan jetstream.Msg)
+	errs := make(chan error, len(streams))
+	for _, s := range streams {
+		cons, err := c.js.OrderedConsumer(ctx, s.CachedInfo().Config.Name, cfg)
+		if err != nil {
+			return fmt.Errorf("tail: %w", err)
+		}
+		it, err := cons.Messages()
+		if err != nil {
+			return fmt.Errorf("tail: %w", err)
+		}
+		defer it.Stop()
+		go func() {
+			for {
+				msg, err := it.Next(jetstream.NextContext(ctx))
+				if err != nil {
+					errs <- err
+					return
+				}
+				select {
+				case msgs <- msg:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
 	}
-	defer it.Stop()
 	what := "every object"
 	switch {
 	case sel.obj != nil:
@@ -62,12 +87,16 @@ func runJournalTail(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	p := &entryPrinter{w: stdout, json: *asJSON, full: *full, object: sel.obj == nil, bookmarks: c.bookmarkOf}
 	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if ctx.Err() != nil {
-			return nil // Ctrl-C
-		}
-		if err != nil {
+		var msg jetstream.Msg
+		select {
+		case msg = <-msgs:
+		case err := <-errs:
+			if ctx.Err() != nil {
+				return nil // Ctrl-C
+			}
 			return fmt.Errorf("tail: %w", err)
+		case <-ctx.Done():
+			return nil // Ctrl-C
 		}
 		md, err := msg.Metadata()
 		if err != nil {

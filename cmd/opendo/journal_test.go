@@ -218,8 +218,21 @@ func journalReadKV(t *testing.T, path string) map[string]string {
 	return kv
 }
 
-func TestJournalCommands(t *testing.T) {
-	e := newJournalEnv(t)
+func TestJournalCommands(t *testing.T) { testJournalCommands(t, nil) }
+
+// TestJournalCommandsSpread: the same with the journal spread over 3
+// streams; each command finds each object's stream.
+func TestJournalCommandsSpread(t *testing.T) {
+	testJournalCommands(t, func(cfg *actor.Config) { cfg.JournalStreams = 3 })
+}
+
+func testJournalCommands(t *testing.T, opts func(*actor.Config)) {
+	e := newJournalEnvWith(t, opts)
+	if opts != nil {
+		if _, err := e.srv.JetStream(t).Stream(t.Context(), "OPENDO_JOURNAL_2"); err != nil {
+			t.Fatalf("stream 3 of the journal: %v", err)
+		}
+	}
 	idA := string(actor.NameID(journalTestNS, "obj-a"))
 	idB := string(actor.NameID(journalTestNS, "obj-b"))
 

@@ -1,8 +1,8 @@
 // Command linnode is one node of the linearizability test
 // (e2e/linearizability_test.go): a runtime serving namespace "lin" on an
-// external NATS cluster, with journal streams of 3 replicas.
+// external NATS cluster, with streams of 3 replicas.
 //
-//	linnode -nats nats://127.0.0.1:4222,nats://127.0.0.1:4223 -data DIR -node-id n1 -lease-ttl 1s
+//	linnode -nats nats://127.0.0.1:4222,nats://127.0.0.1:4223 -data DIR -node-id n1 -lease-ttl 1s -journal-streams 3
 //
 // It prints "ready" on stdout once it serves requests, and on SIGTERM or
 // SIGINT closes the runtime (handing its objects over) and exits 0.
@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	urls := fs.String("nats", "", "comma-separated NATS server URLs (default $NATS_URL)")
 	dataDir := fs.String("data", "", "data directory (required)")
 	node := fs.String("node-id", "", "node ID among the runtimes (default: a random one)")
+	streams := fs.Int("journal-streams", 0, "streams the journal is spread over (0: its recorded layout)")
 	leaseTTL := fs.Duration("lease-ttl", actor.DefaultLeaseTTL, "how long a silent node keeps its objects")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		NodeID:   *node,
 		LeaseTTL: *leaseTTL,
 		Logger:   log,
+
+		JournalStreams: *streams,
 	})
 	if err != nil {
 		return err
