@@ -99,7 +99,7 @@ func TestSpreadOverStreams(t *testing.T) {
 // spread once it holds entries, and may be while it holds none.
 func TestLayoutOfExistingJournal(t *testing.T) {
 	srv := natstest.Start(t)
-	j, js := openJournal(t, srv, journal.Config{})
+	_, js := openJournal(t, srv, journal.Config{})
 	if _, err := journal.Open(t.Context(), js, journal.Config{Streams: 2}); err != nil {
 		t.Fatalf("spreading an empty journal: %v", err)
 	}
