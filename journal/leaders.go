@@ -15,8 +15,9 @@ import (
 // over the servers of a cluster: while a server leads more than one of them
 // and a replica of one of those leads none, that stream's leadership moves
 // to it (a leader step-down with a preferred server; nats-server 2.11 and
-// later). It returns each stream's leader afterwards ("" where unknown; all
-// "" on a single server, which has nothing to balance).
+// later). It returns each stream's leader afterwards ("" where none is
+// known). On a single server, every stream reports it as leader and nothing
+// moves.
 //
 // A step-down makes the stream unavailable for the election, a fraction of
 // a second: appends meanwhile wait or fail. Run it when the journal is new,

@@ -27,17 +27,14 @@ type BenchStreamStats struct {
 	Leaders []string `json:"leaders,omitempty"`
 }
 
-// balance spreads the leaders of streams over the cluster's servers
-// (journal.BalanceLeaders) and returns them; nil on one server.
-func (e *benchEnv) balance(ctx context.Context, names []string) ([]string, error) {
-	leaders, err := journal.BalanceLeaders(ctx, e.jss[0], names)
-	if err != nil {
-		return nil, err
+// balance spreads the leaders of streams (of js) over the cluster's
+// servers (journal.BalanceLeaders) and returns them; nil for streams of one
+// replica, which have nothing to place.
+func (e *benchEnv) balance(ctx context.Context, js jetstream.JetStream, names []string) ([]string, error) {
+	if e.o.replicas < 2 {
+		return nil, nil
 	}
-	if leaders[0] == "" {
-		return nil, nil // one server: nothing to place
-	}
-	return leaders, nil
+	return journal.BalanceLeaders(ctx, js, names)
 }
 
 // runSpreadPub runs jspub-3s: jspub's publishes, each caller to one of 3
@@ -67,7 +64,7 @@ func (e *benchEnv) runSpreadPub(ctx context.Context, w benchWorkload, profile st
 			}
 		}
 	}()
-	leaders, err := e.balance(ctx, names)
+	leaders, err := e.balance(ctx, e.jss[0], names)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +112,13 @@ func (e *benchEnv) runSpreadIncr(ctx context.Context, w benchWorkload, profile s
 			}
 		}
 	}()
-	leaders, err := e.balance(ctx, names)
+	// The runtime's streams are on its connection's server (in -sync
+	// always mode not the raw baselines' one).
+	rjs, err := jetstream.New(e.rtConn)
+	if err != nil {
+		return nil, err
+	}
+	leaders, err := e.balance(ctx, rjs, names)
 	if err != nil {
 		return nil, err
 	}

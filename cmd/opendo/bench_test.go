@@ -255,4 +255,17 @@ func TestBenchSpread(t *testing.T) {
 	if seen != 2 {
 		t.Fatalf("%d of the 2 workloads reported", seen)
 	}
+	// On one server (here in -sync always mode, where the runtime's server
+	// is not the raw baselines' one) there are no leaders to place.
+	maps, rs = runBenchJSON(t, "-sync", "always", "-workloads", "incr-1000-3s", "-duration", "300ms", "-warmup", "100ms", "-callers", "8")
+	for i, r := range rs {
+		if r.Workload == "incr-1000-3s" {
+			checkBenchLine(t, maps[i], r, "streams")
+			if r.BenchStreamStats == nil || r.Streams != 3 || r.Leaders != nil {
+				t.Errorf("one server: %+v", r.BenchStreamStats)
+			}
+			return
+		}
+	}
+	t.Fatal("no incr-1000-3s line in -sync always")
 }
