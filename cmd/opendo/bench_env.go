@@ -405,6 +405,20 @@ func (e *benchEnv) run(ctx context.Context, w benchWorkload, profile string) (*b
 	return r, nil
 }
 
+// incr1000Under prepares incr-1000 for runtimes under subject prefix, with
+// a client of that prefix on each bench connection.
+func (e *benchEnv) incr1000Under(ctx context.Context, prefix string) (func(i int) benchOp, error) {
+	ns := make([]*actor.NamespaceClient, len(e.conns))
+	for i, nc := range e.conns {
+		c, err := actor.NewClient(nc, actor.ClientConfig{Prefix: prefix})
+		if err != nil {
+			return nil, err
+		}
+		ns[i] = c.Namespace(benchNamespace)
+	}
+	return e.incr1000(ctx, ns, e.o.callers)
+}
+
 // incr1000 prepares incr-1000 on the clients ns: increments spread over
 // 1,000 objects, each caller going round-robin from its own start.
 func (e *benchEnv) incr1000(ctx context.Context, ns []*actor.NamespaceClient, callers int) (func(i int) benchOp, error) {

@@ -76,15 +76,7 @@ func (e *benchEnv) runNodes(ctx context.Context, w benchWorkload, profile string
 	for _, rt := range rts {
 		st.Owned = append(st.Owned, rt.Stats().Owned)
 	}
-	ns := make([]*actor.NamespaceClient, len(e.conns))
-	for i, nc := range e.conns {
-		c, err := actor.NewClient(nc, actor.ClientConfig{Prefix: prefix})
-		if err != nil {
-			return nil, err
-		}
-		ns[i] = c.Namespace(benchNamespace)
-	}
-	mk, err := e.incr1000(ctx, ns, e.o.callers)
+	mk, err := e.incr1000Under(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/opendo/opendo/actor"
 	"github.com/opendo/opendo/journal"
 )
 
@@ -122,15 +121,7 @@ func (e *benchEnv) runSpreadIncr(ctx context.Context, w benchWorkload, profile s
 	if err != nil {
 		return nil, err
 	}
-	ns := make([]*actor.NamespaceClient, len(e.conns))
-	for i, nc := range e.conns {
-		c, err := actor.NewClient(nc, actor.ClientConfig{Prefix: prefix})
-		if err != nil {
-			return nil, err
-		}
-		ns[i] = c.Namespace(benchNamespace)
-	}
-	mk, err := e.incr1000(ctx, ns, e.o.callers)
+	mk, err := e.incr1000Under(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
