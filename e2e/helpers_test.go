@@ -191,7 +191,7 @@ type devProc struct {
 func startDev(t *testing.T, name, dataDir string, extra ...string) *devProc {
 	t.Helper()
 	bin := opendoBinary(t)
-	args := append([]string{"dev", "-addr", "127.0.0.1:0", "-data", dataDir}, extra...)
+	args := append([]string{"dev", "-addr", "127.0.0.1:0", "-http", "127.0.0.1:0", "-data", dataDir}, extra...)
 	p := &devProc{
 		t:      t,
 		name:   name,

@@ -21,6 +21,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sync := fs.String("sync", "default", "durability: 'default' (fsync every 2 min; survives a process kill) or 'always' (fsync before every acknowledgement)")
 	var rf runtimeFlags
 	rf.register(fs)
+	var hf httpFlags
+	hf.register(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,12 +72,32 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *sync == "always" {
 		syncFn = srv.Sync
 	}
+	httpURL := ""
+	if hf.addr != "off" && hf.addr != "" {
+		hnc, err := srv.Connect("opendo-dev-http")
+		if err != nil {
+			return err
+		}
+		defer hnc.Close()
+		hf.prefix, hf.partitions = rf.prefix, rf.partitions
+		var stop func()
+		if httpURL, stop, err = startHTTP(hnc, hf, log); err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return host(ctx, nc, filepath.Join(*data, "objects"), rf, syncFn, log, func(node string) {
 		url := srv.URL()
 		fmt.Fprintf(stdout, "opendo dev: NATS listening on %s (data in %s, sync %s, node %s)\n", url, *data, *sync, node)
+		if httpURL != "" {
+			fmt.Fprintf(stdout, "opendo dev: HTTP listening on %s\n", httpURL)
+		}
 		fmt.Fprintf(stdout, "namespaces: %s\n", strings.Join(examples.Namespaces(), ", "))
 		fmt.Fprintf(stdout, "try:\n  go run ./cmd/opendo call -server %s counter my-counter incr\n", url)
 		fmt.Fprintf(stdout, "  nats --server %s req %s.name.counter '' -H 'Opendo-Name: my-counter' -H 'Opendo-Path: incr'\n", url, rf.prefix)
+		if httpURL != "" {
+			fmt.Fprintf(stdout, "  curl -X POST %s/counter/my-counter/incr\n", httpURL)
+		}
 		fmt.Fprintf(stdout, "ready\n")
 	})
 }

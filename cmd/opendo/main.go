@@ -46,6 +46,7 @@ const usage = `usage: opendo <command> [flags]
 commands:
   dev       run an embedded NATS server with the runtime and the examples
   serve     run the runtime against an external NATS server
+  gateway   serve objects over HTTP, in front of runtimes on NATS
   cluster   run a local NATS cluster and runtime nodes, to try failover by hand
   call      call an object: opendo call NS NAME [PATH] [BODY|-]
   journal   inspect journals: ls, show, replay, fork, verify, tail
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDev(ctx, rest, stdout, stderr)
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
+	case "gateway":
+		return runGateway(ctx, rest, stdout, stderr)
 	case "cluster":
 		return runCluster(ctx, rest, stdout, stderr)
 	case "call":

@@ -291,11 +291,22 @@ func lastLine(s string) string {
 }
 
 // TestDevDefaultsToLoopback: opendo dev's embedded NATS listens on
-// 127.0.0.1 unless -addr says otherwise.
+// 127.0.0.1 unless -addr says otherwise, and dev's and opendo gateway's
+// HTTP on 127.0.0.1:8787 unless -http does (TestHTTPGateway, e2e, checks
+// the address they print).
 func TestDevDefaultsToLoopback(t *testing.T) {
 	var out, errb bytes.Buffer
 	_ = run(context.Background(), []string{"dev", "-h"}, &out, &errb)
 	if !strings.Contains(errb.String(), `-addr string`) || !strings.Contains(errb.String(), `(default "127.0.0.1:4222")`) {
 		t.Fatalf("dev -h does not show -addr defaulting to 127.0.0.1:4222:\n%s", errb.String())
+	}
+	// The HTTP gateway of dev, and opendo gateway, too.
+	for _, cmd := range []string{"dev", "gateway"} {
+		out.Reset()
+		errb.Reset()
+		_ = run(context.Background(), []string{cmd, "-h"}, &out, &errb)
+		if !strings.Contains(errb.String(), `-http string`) || !strings.Contains(errb.String(), `(default "127.0.0.1:8787")`) {
+			t.Fatalf("%s -h does not show -http defaulting to 127.0.0.1:8787:\n%s", cmd, errb.String())
+		}
 	}
 }
