@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	rf.register(fs)
 	var hf httpFlags
 	hf.register(fs, true)
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (for performance work)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -35,6 +37,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	log, err := newLogger(stderr, rf.logLevel)
 	if err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if err := os.MkdirAll(*data, 0o755); err != nil {
 		return err
