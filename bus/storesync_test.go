@@ -40,8 +40,8 @@ func TestStoreSyncerSeesNewBlocks(t *testing.T) {
 	}
 	check("first")
 	for i, parts := range [][]string{
-		{"$G", "streams", "A", "msgs", "2.blk"}, // a new block, right after a sync
-		{"$G", "streams", "B", "msgs", "1.blk"}, // a new stream
+		{"$G", "streams", "A", "msgs", "2.blk"},  // a new block, right after a sync
+		{"$G", "streams", "B", "msgs", "1.blk"},  // a new stream
 		{"ACC", "streams", "C", "msgs", "1.blk"}, // a new account
 		{"$G", "streams", "A", "msgs", "3.blk"},
 	} {
