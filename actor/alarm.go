@@ -89,6 +89,10 @@ func (o *object) fire(ctx context.Context, f alarms.Firing, ack func() error) {
 		o.holdAck(ack)
 		return
 	}
+	if err := o.ensureInit(ctx); err != nil {
+		o.rt.log.Warn("alarm waits for the object's init", logNS, o.ns.name, logID, o.id, logErr, err)
+		return // unacknowledged: delivered again
+	}
 	o.stopTimer()
 	o.retry = f.Retry
 	tc := storage.TxContext{Time: o.rt.clock.Now(), Seed: rand.Uint64()}
@@ -98,9 +102,16 @@ func (o *object) fire(ctx context.Context, f alarms.Firing, ack func() error) {
 	}
 	reqID := "alarm-" + ulid.Make().String()
 	o.restoreTo = nil
+	o.sectionErr = nil
 	dl, herr := o.withDeadline(ctx, func(ctx context.Context) error { return o.invokeAlarm(ctx, f) }, nil)
 	if dl != deadlineMet {
 		herr = o.timeoutError()
+	}
+	if herr == nil && o.sectionErr != nil {
+		herr = fmt.Errorf("BlockConcurrencyWhile failed: %w", o.sectionErr)
+	}
+	if o.sectionErr != nil && dl == deadlineMet {
+		defer o.newHandler() // a failed section resets the object
 	}
 	if herr == nil {
 		// The alarm is done unless the handler set a new one.
@@ -183,7 +194,7 @@ func (o *object) invokeAlarm(ctx context.Context, f alarms.Firing) (err error) {
 		if r := recover(); r != nil {
 			o.rt.log.Error("alarm handler panicked", logNS, o.ns.name, logID, o.id, "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("alarm handler panicked: %v", r)
-			o.handler = o.ns.factory(o.state)
+			o.newHandler()
 		}
 	}()
 	return h.Alarm(ctx, AlarmInfo{RetryCount: f.Retry, IsRetry: f.Retry > 0, ScheduledTime: time.UnixMilli(f.Alarm)})

@@ -94,6 +94,7 @@ type State struct {
 	id      ID
 	name    string
 	storage storage.Storage
+	o       *object // for BlockConcurrencyWhile and WaitUntil
 }
 
 // Namespace returns the object's namespace.

@@ -16,6 +16,7 @@ type envelope struct {
 	firing *alarms.Firing            // an alarm firing instead of a request
 	ack    func() error              // acknowledges the firing
 	nak    func(time.Duration) error // asks for the firing again after a delay
+	task   *task                     // exclusive work asked by State.BlockConcurrencyWhile from outside a handler
 	hops   int                       // times the request was forwarded between nodes
 	size   int64                     // bytes counted against the queue limits (requests only)
 	at     time.Time                 // when it was queued (runtime clock)

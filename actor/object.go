@@ -59,6 +59,13 @@ type object struct {
 	state   *State
 	handler Handler
 
+	needInit   bool               // the handler's Init has not run (Initializer)
+	sectionErr error              // a BlockConcurrencyWhile section of the current event failed
+	waiting    atomic.Int32       // WaitUntil work running: the object stays active
+	bgCtx      context.Context    // context of WaitUntil work, cancelled when the object closes
+	bgCancel   context.CancelFunc //
+	wakeLoop   chan struct{}      // WaitUntil work ended
+
 	lastSeq      uint64        // last durable journal sequence (the fence)
 	lastTx       uint64        // Seed of the last transaction at lastSeq
 	lastCommit   ulid.ULID     // CommitID of the entry at lastSeq, if lastCommitOK
@@ -101,6 +108,7 @@ type object struct {
 type heldReply struct {
 	msg  *nats.Msg
 	ack  func() error
+	fail func(error) // a BlockConcurrencyWhile section's caller, if the journal breaks
 	gate uint64
 }
 
@@ -114,21 +122,25 @@ type appendResult struct {
 }
 
 func newObject(rt *Runtime, ns *namespace, id ID, key string, prev chan struct{}) *object {
+	bgCtx, bgCancel := context.WithCancel(rt.ctx)
 	return &object{
-		rt:      rt,
-		ns:      ns,
-		id:      id,
-		key:     key,
-		pk:      pkey{ns.name, rt.subj.Partition(ns.name, string(id))},
-		subject: rt.subj.Journal(ns.name, string(id)),
-		prev:    prev,
-		done:    make(chan struct{}),
-		mailbox: newMailbox(),
-		acks:    make(chan appendResult, 1),
-		local:   make(chan alarms.Firing, 1),
-		poke:    make(chan struct{}, 1),
-		evict:   make(chan struct{}, 1),
-		handoff: make(chan struct{}, 1),
+		bgCtx:    bgCtx,
+		bgCancel: bgCancel,
+		wakeLoop: make(chan struct{}, 1),
+		rt:       rt,
+		ns:       ns,
+		id:       id,
+		key:      key,
+		pk:       pkey{ns.name, rt.subj.Partition(ns.name, string(id))},
+		subject:  rt.subj.Journal(ns.name, string(id)),
+		prev:     prev,
+		done:     make(chan struct{}),
+		mailbox:  newMailbox(),
+		acks:     make(chan appendResult, 1),
+		local:    make(chan alarms.Firing, 1),
+		poke:     make(chan struct{}, 1),
+		evict:    make(chan struct{}, 1),
+		handoff:  make(chan struct{}, 1),
 	}
 }
 
@@ -143,6 +155,7 @@ func (o *object) owned() bool { return o.rt.own == nil || o.claim.held() }
 func (o *object) run() {
 	defer o.rt.wg.Done()
 	defer o.rt.exited(o)
+	defer o.bgCancel() // WaitUntil work ends with the activation
 	ctx := o.rt.ctx
 	if o.prev != nil {
 		select {
@@ -199,6 +212,8 @@ func (o *object) run() {
 			}
 			if env.firing != nil {
 				o.fire(ctx, *env.firing, env.ack)
+			} else if env.task != nil {
+				o.runTask(ctx, env.task)
 			} else {
 				o.prevReq.Store(o.lastReq.Swap(time.Now().UnixNano()))
 				o.handle(ctx, env)
@@ -221,8 +236,9 @@ func (o *object) run() {
 			o.onAck(r)
 		case <-o.poke:
 			o.onSynced()
+		case <-o.wakeLoop:
 		case <-idle.C:
-			if !o.inflight && len(o.open) == 0 && len(o.held) == 0 && !o.alarmSoon() && o.rt.release(o, false) {
+			if !o.inflight && len(o.open) == 0 && len(o.held) == 0 && o.waiting.Load() == 0 && !o.alarmSoon() && o.rt.release(o, false) {
 				o.closeFiles(false)
 				o.redeliverQueued()
 				return
@@ -231,7 +247,7 @@ func (o *object) run() {
 			// Under pressure an object with an alarm closes too: its durable
 			// schedule fires it. The request may be stale (asked before this
 			// object was used again), so evictable is checked again.
-			if o.evictable(time.Now().UnixNano()) && !o.inflight && len(o.open) == 0 && len(o.held) == 0 && o.rt.release(o, false) {
+			if o.evictable(time.Now().UnixNano()) && !o.inflight && len(o.open) == 0 && len(o.held) == 0 && o.waiting.Load() == 0 && o.rt.release(o, false) {
 				o.closeFiles(false)
 				o.redeliverQueued()
 				return
@@ -249,7 +265,7 @@ func (o *object) run() {
 			return
 		}
 		o.maybeSnapshot()
-		o.idle.Store(!o.inflight && len(o.open) == 0 && len(o.held) == 0 && o.mailbox.len() == 0)
+		o.idle.Store(!o.inflight && len(o.open) == 0 && len(o.held) == 0 && o.mailbox.len() == 0 && o.waiting.Load() == 0)
 		o.lastUsed.Store(time.Now().UnixNano())
 		if !idle.Stop() {
 			select {
@@ -370,8 +386,8 @@ func (o *object) activate(ctx context.Context) error {
 	o.lastSeq = last
 	o.marked = last
 	o.lastTx = db.LastTx()
-	o.state = &State{ns: o.ns.name, id: o.id, storage: objectStorage{Storage: db.Storage(), o: o}}
-	o.handler = o.ns.factory(o.state)
+	o.state = &State{ns: o.ns.name, id: o.id, storage: objectStorage{Storage: db.Storage(), o: o}, o: o}
+	o.newHandler()
 	if ms, ok, err := db.AlarmTime(ctx); err != nil {
 		return err
 	} else if ok {
@@ -444,12 +460,17 @@ func (o *object) handle(ctx context.Context, env envelope) {
 	if req.ID == "" {
 		req.ID = ulid.Make().String()
 	}
+	if err := o.ensureInit(ctx); err != nil {
+		o.reply(m, encodeError(m.Reply, err))
+		return
+	}
 	tc := storage.TxContext{Time: o.rt.clock.Now(), Seed: rand.Uint64()}
 	if err := o.db.Begin(ctx, tc, false); err != nil {
 		o.reply(m, encodeError(m.Reply, Errorf(http.StatusInternalServerError, CodeInternal, "begin: %v", err)))
 		return
 	}
 	o.restoreTo = nil
+	o.sectionErr = nil
 	var resp *Response
 	dl, herr := o.withDeadline(ctx, func(ctx context.Context) (err error) {
 		resp, err = o.invoke(ctx, req)
@@ -458,6 +479,9 @@ func (o *object) handle(ctx context.Context, env envelope) {
 	if dl != deadlineMet {
 		o.restoreTo = nil
 		herr = o.timeoutError()
+	}
+	if herr == nil && o.sectionErr != nil {
+		herr = Errorf(http.StatusInternalServerError, CodeHandlerError, "BlockConcurrencyWhile failed: %v", o.sectionErr)
 	}
 	if herr == nil && o.broken != nil {
 		herr = Errorf(http.StatusServiceUnavailable, CodeUnavailable, "journal append failed: %v", o.broken)
@@ -472,6 +496,9 @@ func (o *object) handle(ctx context.Context, env envelope) {
 	} else if err := o.db.Rollback(context.WithoutCancel(ctx)); err != nil {
 		o.rt.log.Error("rollback failed", logNS, o.ns.name, logID, o.id, logErr, err)
 		o.broken = err
+	}
+	if o.sectionErr != nil && dl == deadlineMet {
+		o.newHandler() // a failed section resets the object
 	}
 	if dl == deadlineAnswered {
 		return // the caller already has its timeout error
@@ -503,7 +530,7 @@ const (
 // Any outcome but deadlineMet means the run's writes must be rolled back
 // and the handler rebuilt.
 func (o *object) withDeadline(ctx context.Context, fn func(context.Context) error, stuck func(error)) (deadlineOutcome, error) {
-	hctx, cancel := context.WithTimeout(ctx, o.rt.cfg.HandlerTimeout)
+	hctx, cancel := context.WithTimeout(context.WithValue(ctx, eventKey{}, o), o.rt.cfg.HandlerTimeout)
 	defer cancel()
 	var state atomic.Int32 // 0 running, 1 returned, 2 claimed by the watchdog
 	stop := context.AfterFunc(hctx, func() {
@@ -523,12 +550,12 @@ func (o *object) withDeadline(ctx context.Context, fn func(context.Context) erro
 		o.stuck.Store(false)
 		o.rt.count.stuck.Add(-1)
 		o.rt.count.handlerTimeouts.Add(1)
-		o.handler = o.ns.factory(o.state)
+		o.newHandler()
 		return deadlineAnswered, err
 	}
 	if hctx.Err() == context.DeadlineExceeded {
 		o.rt.count.handlerTimeouts.Add(1)
-		o.handler = o.ns.factory(o.state)
+		o.newHandler()
 		return deadlineMissed, err
 	}
 	return deadlineMet, err
@@ -545,7 +572,7 @@ func (o *object) invoke(ctx context.Context, req *Request) (resp *Response, err 
 		if r := recover(); r != nil {
 			o.rt.log.Error("handler panicked", logNS, o.ns.name, logID, o.id, logReqID, req.ID, "panic", r, "stack", string(debug.Stack()))
 			err = Errorf(http.StatusInternalServerError, CodeHandlerPanic, "handler panicked: %v", r)
-			o.handler = o.ns.factory(o.state)
+			o.newHandler()
 		}
 	}()
 	return o.handler.Handle(ctx, req)
@@ -811,6 +838,10 @@ func (o *object) failHeld() {
 	}
 	msg := fmt.Sprintf("journal append failed, the object was reset to its last durable state: %v", o.broken)
 	for _, h := range o.held {
+		if h.fail != nil {
+			h.fail(Errorf(status, code, "%s", msg))
+			continue
+		}
 		if h.msg == nil {
 			continue // an alarm firing stays unacknowledged: delivered again
 		}

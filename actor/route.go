@@ -85,6 +85,9 @@ func (rt *Runtime) route(ns string, id ID, env envelope) {
 	switch {
 	case c != nil:
 		rt.enqueue(ns, id, env)
+	case env.task != nil:
+		// Work of this node's activation: it does not follow the object.
+		rt.refuse(env, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "object %s/%s is no longer served by this node", ns, id))
 	case env.firing != nil:
 		delay := firingRetryNobody
 		if remote != "" {

@@ -99,6 +99,10 @@ type Config struct {
 	// committed locally but not yet durable; the object stops taking
 	// requests until its journal catches up. Default 1024.
 	MaxPendingTxns int
+	// WaitUntilTimeout bounds the work started by State.WaitUntil: past it
+	// the work's context is cancelled and the object may be evicted again;
+	// default 30 s.
+	WaitUntilTimeout time.Duration
 	// AppendTimeout bounds one journal append; default 10 s.
 	AppendTimeout time.Duration
 	// CacheKiB is SQLite's page cache per open object; default 256.
@@ -269,6 +273,9 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.Retention == nil {
 		cfg.Retention = &journal.Retention{KeepEntries: journal.DefaultKeepEntries, KeepFor: journal.DefaultKeepFor}
+	}
+	if cfg.WaitUntilTimeout <= 0 {
+		cfg.WaitUntilTimeout = waitUntilDefault
 	}
 	if cfg.AppendTimeout <= 0 {
 		cfg.AppendTimeout = 10 * time.Second
@@ -756,6 +763,10 @@ func (rt *Runtime) overloaded(env envelope, r overloadReason, ns string, id ID) 
 		msg = fmt.Sprintf("too many objects active or activating (%d active at most)", rt.cfg.MaxActive)
 	}
 	rt.overload.warn(rt.log, "request refused: overloaded", logNS, ns, logID, id, "why", msg)
+	if env.task != nil {
+		env.task.done <- Errorf(http.StatusServiceUnavailable, CodeOverloaded, "%s", msg)
+		return
+	}
 	if env.firing != nil {
 		return
 	}
@@ -862,6 +873,10 @@ func defaultMaxActive() int {
 // refuse answers a request that cannot be queued. A refused firing stays
 // unacknowledged (delivered again later) unless its namespace is unknown.
 func (rt *Runtime) refuse(env envelope, err error) {
+	if env.task != nil {
+		env.task.done <- err
+		return
+	}
 	if env.firing != nil {
 		if errors.Is(err, ErrUnknownNamespace) {
 			rt.log.Warn("dropping alarm firing of an unknown namespace", "firing", env.firing.String())

@@ -37,9 +37,9 @@ type Page struct {
 	Next     *int64    `json:"next"` // "before" of the next, older page; nil on the last
 }
 
-// schema creates the room's table. It runs only when the table is missing:
-// CREATE TABLE IF NOT EXISTS is a writing statement, and every request that
-// ran it would journal it again.
+// schema creates the room's table. Init runs it only when the table is
+// missing: CREATE TABLE IF NOT EXISTS is a writing statement, and every
+// activation that ran it would journal it again.
 const schema = `CREATE TABLE IF NOT EXISTS messages (
 	id   INTEGER PRIMARY KEY AUTOINCREMENT,
 	user TEXT NOT NULL,
@@ -54,6 +54,17 @@ type Room struct {
 
 // New is the room's actor.Factory.
 func New(state *actor.State) actor.Handler { return &Room{state: state} }
+
+// Init creates the room's table before its first request (actor.Initializer).
+func (r *Room) Init(ctx context.Context) error {
+	db := r.state.Storage().SQL()
+	ok, err := hasTable(ctx, db)
+	if err != nil || ok {
+		return err
+	}
+	_, err = db.Exec(ctx, schema)
+	return err
+}
 
 // Handle serves the paths listed in the package doc.
 func (r *Room) Handle(ctx context.Context, req *actor.Request) (*actor.Response, error) {
@@ -88,13 +99,6 @@ func post(ctx context.Context, db storage.SQL, body []byte) (*actor.Response, er
 	case strings.TrimSpace(in.Text) == "" || len(in.Text) > MaxText || !utf8.ValidString(in.Text):
 		return nil, badRequest("text must be 1 to %d bytes of UTF-8", MaxText)
 	}
-	if ok, err := hasTable(ctx, db); err != nil {
-		return nil, err
-	} else if !ok {
-		if _, err := db.Exec(ctx, schema); err != nil {
-			return nil, err
-		}
-	}
 	c, err := db.Exec(ctx, "INSERT INTO messages (user, text) VALUES (?, ?) RETURNING id, user, text, time", in.User, in.Text)
 	if err != nil {
 		return nil, err
@@ -124,12 +128,6 @@ func messages(ctx context.Context, db storage.SQL, body []byte) (*actor.Response
 		limit = *in.Limit
 	}
 	page := Page{Messages: []Message{}}
-	if ok, err := hasTable(ctx, db); err != nil || !ok {
-		if err != nil {
-			return nil, err
-		}
-		return actor.JSON(page) // a room nobody posted to: no table yet
-	}
 	var before any // NULL: from the newest
 	if in.Before != nil {
 		before = *in.Before
@@ -153,9 +151,6 @@ func messages(ctx context.Context, db storage.SQL, body []byte) (*actor.Response
 }
 
 func count(ctx context.Context, db storage.SQL) (int64, error) {
-	if ok, err := hasTable(ctx, db); err != nil || !ok {
-		return 0, err
-	}
 	c, err := db.Exec(ctx, "SELECT count(*) AS n FROM messages")
 	if err != nil {
 		return 0, err
