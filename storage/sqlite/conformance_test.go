@@ -11,40 +11,6 @@ import (
 	"github.com/opendo/opendo/storage/storagetest"
 )
 
-// conformanceDir returns $OPENDO_CONFORMANCE_DIR, or the public cases of
-// shared/conformance, which is checked out beside the repository.
-func conformanceDir(t *testing.T) string {
-	t.Helper()
-	switch dir := os.Getenv("OPENDO_CONFORMANCE_DIR"); dir {
-	case "skip":
-		t.Skip("OPENDO_CONFORMANCE_DIR=skip")
-	case "":
-	default:
-		return dir
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := wd
-	for {
-		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(root)
-		if parent == root {
-			t.Fatalf("no go.mod above %s", wd)
-		}
-		root = parent
-	}
-	dir := filepath.Join(filepath.Dir(root), "shared", "conformance", "public")
-	if _, err := os.Stat(filepath.Join(dir, "cases")); err != nil {
-		t.Fatalf("conformance cases not found at %s (the shared/ folder is expected beside the repository): %v\n"+
-			"set OPENDO_CONFORMANCE_DIR to the folder holding cases/ and expected/, or to \"skip\"", dir, err)
-	}
-	return dir
-}
-
 type session struct {
 	db  *sqlite.DB
 	now time.Time
@@ -62,7 +28,7 @@ func (s *session) Now() time.Time           { return s.now }
 func (s *session) LaxCounters() bool { return os.Getenv("OPENDO_STRICT_COUNTERS") == "" }
 
 func TestConformance(t *testing.T) {
-	dir := conformanceDir(t)
+	dir := storagetest.CorpusDir(t)
 	storagetest.RunConformance(t, dir, func(t *testing.T) storagetest.Session {
 		ctx := t.Context()
 		db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "object.db"), sqlite.Options{})

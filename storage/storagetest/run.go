@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +31,29 @@ type Session interface {
 
 type laxCounters interface{ LaxCounters() bool }
 
+// CorpusDir returns the conformance corpus: $OPENDO_CONFORMANCE_DIR if it
+// is set ("skip" skips the test), else the corpus kept in this package's
+// testdata/conformance (recorded from workerd; its README says how).
+func CorpusDir(t *testing.T) string {
+	t.Helper()
+	switch dir := os.Getenv("OPENDO_CONFORMANCE_DIR"); dir {
+	case "skip":
+		t.Skip("OPENDO_CONFORMANCE_DIR=skip")
+	case "":
+	default:
+		return dir
+	}
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("storagetest: cannot locate the package's source")
+	}
+	dir := filepath.Join(filepath.Dir(file), "testdata", "conformance")
+	if _, err := os.Stat(filepath.Join(dir, "cases")); err != nil {
+		t.Fatalf("storagetest: conformance corpus not found at %s: %v", dir, err)
+	}
+	return dir
+}
+
 // RunConformance runs every case of dir/cases/*.json against a Session made
 // by open, one subtest per case named after it, and compares the results
 // with dir/expected/<case>.json by the rules of check.py. Ops for features
@@ -40,6 +64,27 @@ type laxCounters interface{ LaxCounters() bool }
 // With $OPENDO_CONFORMANCE_OUT set to a folder, the actual results are also
 // written there as <case>.json, for check.py.
 func RunConformance(t *testing.T, dir string, open func(t *testing.T) Session) {
+	t.Helper()
+	runAll(t, dir, func(t *testing.T, exec func(storage.Storage, time.Time)) bool {
+		s := open(t)
+		exec(s.Storage(), s.Now())
+		l, ok := s.(laxCounters)
+		return ok && l.LaxCounters()
+	})
+}
+
+// RunConformanceInside is RunConformance for storage that can be used only
+// inside a call, such as what a runtime's handler gets. For each case,
+// inside must make one call to a brand-new object and, from inside that
+// call, run exec once with the handler's storage and the time of its
+// transaction; it returns once the call is done, and reports whether
+// rowsRead/rowsWritten are to be compared laxly.
+func RunConformanceInside(t *testing.T, dir string, inside func(t *testing.T, exec func(st storage.Storage, now time.Time)) (lax bool)) {
+	t.Helper()
+	runAll(t, dir, inside)
+}
+
+func runAll(t *testing.T, dir string, inside func(t *testing.T, exec func(storage.Storage, time.Time)) bool) {
 	t.Helper()
 	cases, err := filepath.Glob(filepath.Join(dir, "cases", "*.json"))
 	if err != nil {
@@ -62,7 +107,7 @@ func RunConformance(t *testing.T, dir string, open func(t *testing.T) Session) {
 	for _, path := range cases {
 		name := strings.TrimSuffix(filepath.Base(path), ".json")
 		t.Run(name, func(t *testing.T) {
-			if runCase(t, name, path, filepath.Join(dir, "expected", name+".json"), open) {
+			if runCase(t, name, path, filepath.Join(dir, "expected", name+".json"), inside) {
 				laxOnce.Do(func() {
 					t.Log("rowsRead/rowsWritten are compared laxly (any non-negative number): the implementation does not have Cloudflare's patched SQLite counters")
 				})
@@ -78,7 +123,7 @@ type caseFile struct {
 }
 
 // runCase runs one case; it reports whether the counters were compared laxly.
-func runCase(t *testing.T, name, casePath, expectedPath string, open func(t *testing.T) Session) (lax bool) {
+func runCase(t *testing.T, name, casePath, expectedPath string, inside func(t *testing.T, exec func(storage.Storage, time.Time)) bool) (lax bool) {
 	var c caseFile
 	if err := readJSON(casePath, &c, false); err != nil {
 		t.Fatalf("read case: %v", err)
@@ -91,16 +136,22 @@ func runCase(t *testing.T, name, casePath, expectedPath string, open func(t *tes
 		t.Fatalf("read expected results: %v", err)
 	}
 
-	s := open(t)
-	r := &runner{t: t, now: s.Now()}
+	var r *runner
 	actual := make([]any, 0, len(c.Ops))
-	st := s.Storage()
 	firstMissing := len(c.Ops)
-	for i := range c.Ops {
-		actual = append(actual, r.do(st, st, &c.Ops[i]))
-		if len(r.missing) > 0 && firstMissing == len(c.Ops) {
-			firstMissing = i
+	ran := false
+	lax = inside(t, func(st storage.Storage, now time.Time) {
+		ran = true
+		r = &runner{t: t, now: now}
+		for i := range c.Ops {
+			actual = append(actual, r.do(st, st, &c.Ops[i]))
+			if len(r.missing) > 0 && firstMissing == len(c.Ops) {
+				firstMissing = i
+			}
 		}
+	})
+	if !ran {
+		t.Fatal("storagetest: the case's ops never ran")
 	}
 
 	// Compare what check.py would read: the results as a JSON file.
@@ -116,9 +167,6 @@ func runCase(t *testing.T, name, casePath, expectedPath string, open func(t *tes
 		if err := os.WriteFile(filepath.Join(out, name+".json"), b, 0o644); err != nil {
 			t.Errorf("write actual results: %v", err)
 		}
-	}
-	if l, ok := s.(laxCounters); ok && l.LaxCounters() {
-		lax = true
 	}
 	// From the first op that reached a missing feature on, results may
 	// depend on that feature's effects: their mismatches are only logged.
