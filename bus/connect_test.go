@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,18 @@ func TestEmbeddedListensOnLoopbackByDefault(t *testing.T) {
 	defer srv.Shutdown(context.Background())
 	if !strings.HasPrefix(srv.URL(), "nats://127.0.0.1:") {
 		t.Fatalf("URL %s: not bound to loopback", srv.URL())
+	}
+}
+
+// TestEmbeddedBusyPort: a port in use is reported at once, clearly.
+func TestEmbeddedBusyPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = bus.StartEmbedded(bus.EmbeddedConfig{Addr: l.Addr().String(), StoreDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), l.Addr().String()) {
+		t.Fatalf("start on a busy port: %v", err)
 	}
 }

@@ -106,6 +106,17 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		}
 		opts.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
 	}
+	// A busy port is told at once, not after the server's readiness wait.
+	if opts.Port > 0 {
+		if err := portFree(net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Cluster.Port > 0 {
+		if err := portFree(net.JoinHostPort(opts.Cluster.Host, strconv.Itoa(opts.Cluster.Port))); err != nil {
+			return nil, err
+		}
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: embedded server: %w", err)
@@ -119,6 +130,16 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		return nil, fmt.Errorf("bus: embedded server on %s not ready (port in use?)", cfg.Addr)
 	}
 	return &Embedded{srv: srv, syncer: newStoreSyncer(cfg.StoreDir)}, nil
+}
+
+// portFree reports an error if addr cannot be listened on now (another
+// server has it).
+func portFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("bus: cannot listen on %s: %w (another opendo dev or nats-server? choose another address)", addr, err)
+	}
+	return l.Close()
 }
 
 // Sync flushes every message the server has stored so far to stable

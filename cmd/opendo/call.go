@@ -16,7 +16,8 @@ import (
 func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("call", stderr, "call [flags] NS NAME [PATH] [BODY|-]")
 	var nf natsFlags
-	nf.register(fs, "server")
+	nf.register(fs, "nats")
+	fs.StringVar(&nf.url, "server", "", "same as -nats (kept for older scripts)")
 	byID := fs.Bool("id", false, "NAME is an object ID, not a name")
 	method := fs.String("method", "", "request method (default POST)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the reply")

@@ -53,7 +53,7 @@ commands:
   bench     measure throughput and latency against raw NATS/JetStream baselines
   version   print the version
 
-Run 'opendo <command> -h' for the flags of a command.
+Run 'opendo help <command>' (or 'opendo <command> -h') for the flags of a command.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -81,6 +81,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "opendo", version)
 		return nil
 	case "help", "-h", "-help", "--help":
+		if cmd == "help" && len(rest) > 0 && rest[0] != "help" {
+			// opendo help CMD: CMD's own usage, on stdout.
+			err := run(ctx, []string{rest[0], "-h"}, stdout, stdout)
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}

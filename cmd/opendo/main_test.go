@@ -310,3 +310,22 @@ func TestDevDefaultsToLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpCommand: `opendo help CMD` prints CMD's own usage on stdout, and
+// call takes -nats like every other command (-server stays an alias).
+func TestHelpCommand(t *testing.T) {
+	for _, cmd := range []string{"call", "dev", "serve", "gateway", "journal", "bench", "cluster"} {
+		var out, errb bytes.Buffer
+		if err := run(context.Background(), []string{"help", cmd}, &out, &errb); err != nil {
+			t.Errorf("help %s: %v", cmd, err)
+		}
+		if !strings.Contains(out.String(), "usage: opendo "+cmd) {
+			t.Errorf("help %s printed:\n%s", cmd, out.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	_ = run(context.Background(), []string{"help", "call"}, &out, &errb)
+	if !strings.Contains(out.String(), "-nats string") || !strings.Contains(out.String(), "-server string") {
+		t.Errorf("call has no -nats or -server:\n%s", out.String())
+	}
+}
