@@ -1,17 +1,8 @@
 package bus_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -19,13 +10,16 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/opendo/opendo/bus"
+
+	"github.com/opendo/opendo/internal/tlstest"
 )
 
 // TestConnectTLSAndUserAuth: bus.Connect verifies the server with a CA
 // file and authenticates with a user and password.
 func TestConnectTLSAndUserAuth(t *testing.T) {
 	dir := t.TempDir()
-	caFile, certPEM, keyPEM := selfSignedCA(t, dir)
+	ca := tlstest.New(t, dir)
+	caFile, certPEM, keyPEM := ca.CertFile, ca.CertPEM, ca.KeyPEM
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -56,40 +50,4 @@ func TestConnectTLSAndUserAuth(t *testing.T) {
 	if _, err := bus.Connect(bus.ConnectConfig{URL: url, User: "node", Password: "s3cret"}); err == nil {
 		t.Fatal("connect without trusting the CA succeeded")
 	}
-}
-
-// selfSignedCA writes a self-signed certificate for 127.0.0.1 (its own
-// CA) to dir and returns the CA file and the PEM certificate and key.
-func selfSignedCA(t *testing.T, dir string) (string, []byte, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "opendo test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return caFile, certPEM, keyPEM
 }

@@ -1,26 +1,18 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/opendo/opendo/internal/tlstest"
 )
 
 // httpURL returns the URL a process printed after prefix ("…HTTP
@@ -66,8 +58,8 @@ func TestHTTPGateway(t *testing.T) {
 
 	// opendo gateway alone, with TLS.
 	dir := t.TempDir()
-	cert, key, pool := selfSigned(t, dir)
-	cmd := exec.Command(opendoBinary(t), "gateway", "-nats", dev.URL, "-http", "127.0.0.1:0", "-http-tls-cert", cert, "-http-tls-key", key)
+	cert := tlstest.New(t, dir)
+	cmd := exec.Command(opendoBinary(t), "gateway", "-nats", dev.URL, "-http", "127.0.0.1:0", "-http-tls-cert", cert.CertFile, "-http-tls-key", cert.KeyFile)
 	out, errb := newStdoutWatcher(), &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, errb
 	cmd.WaitDelay = 5 * time.Second
@@ -94,7 +86,7 @@ func TestHTTPGateway(t *testing.T) {
 	if !strings.HasPrefix(gw, "https://127.0.0.1:") {
 		t.Fatalf("gateway on %s, want https on loopback", gw)
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}}}
 	if status, body := post(t, client, gw+"/counter/my-counter/incr"); status != 200 || body != "3" {
 		t.Fatalf("incr over the gateway: %d %q, want 200 3", status, body)
 	}
@@ -118,44 +110,4 @@ func TestHTTPGateway(t *testing.T) {
 	case <-time.After(exitTimeout):
 		t.Error("gateway did not exit on SIGTERM")
 	}
-}
-
-// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "opendo test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(c)
-	return certFile, keyFile, pool
 }
