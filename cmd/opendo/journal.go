@@ -84,6 +84,7 @@ func runJournal(ctx context.Context, args []string, stdout, stderr io.Writer) er
 type journalFlags struct {
 	nf         natsFlags
 	data       string
+	dataSet    bool // -data was given: it wins over $NATS_URL
 	prefix     string
 	partitions int
 	stream     string
@@ -92,8 +93,12 @@ type journalFlags struct {
 
 func (f *journalFlags) register(fs *flag.FlagSet, withID bool) {
 	f.nf.register(fs, "nats")
-	fs.Lookup("nats").Usage = "URL(s) of a running NATS server, comma-separated (default: open the store of -data in this process)"
-	fs.StringVar(&f.data, "data", "./.opendo", "data directory of 'opendo dev' (JetStream store in DIR/nats), used without -nats")
+	fs.Lookup("nats").Usage = "URL(s) of a running NATS server, comma-separated (default $NATS_URL; without either, open the store of -data in this process)"
+	f.data = "./.opendo"
+	fs.Func("data", "data directory of 'opendo dev' (JetStream store in DIR/nats), used without -nats and $NATS_URL (default \"./.opendo\")", func(v string) error {
+		f.data, f.dataSet = v, true
+		return nil
+	})
 	fs.StringVar(&f.prefix, "prefix", bus.DefaultPrefix, "subject prefix of the deployment")
 	fs.IntVar(&f.partitions, "partitions", bus.DefaultPartitions, "partitions of the deployment")
 	fs.StringVar(&f.stream, "stream", journal.DefaultStream, "journal stream")
@@ -232,6 +237,9 @@ func (f *journalFlags) connect(ctx context.Context, name string, stderr io.Write
 		}
 	}()
 	where := ""
+	if f.nf.url == "" && !f.dataSet {
+		f.nf.url = os.Getenv("NATS_URL") // as every other command does
+	}
 	if f.nf.url != "" {
 		nc, err := bus.Connect(f.nf.config(name))
 		if err != nil {

@@ -562,3 +562,18 @@ func TestJournalValueFormat(t *testing.T) {
 		t.Errorf("sqlArg = %s", got)
 	}
 }
+
+// TestJournalHonoursNATSURL: without -nats or -data, opendo journal talks to
+// $NATS_URL as the other commands do; -data still opens a local store.
+func TestJournalHonoursNATSURL(t *testing.T) {
+	e := newJournalEnv(t)
+	e.mustCall("obj-a", "put", "a=1")
+	t.Setenv("NATS_URL", e.srv.URL())
+	out, errb, err := journalCmd(t, t.Context(), "ls", "-json")
+	if err != nil || !strings.Contains(out, string(actor.NameID(journalTestNS, "obj-a"))) {
+		t.Fatalf("journal ls with $NATS_URL: %v\n%s\n%s", err, out, errb)
+	}
+	if _, _, err := journalCmd(t, t.Context(), "ls", "-data", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no opendo data") {
+		t.Fatalf("journal ls -data EMPTY with $NATS_URL set: %v, want the local store looked for", err)
+	}
+}
