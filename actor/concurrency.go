@@ -42,7 +42,7 @@ type eventKey struct{}
 // task is a BlockConcurrencyWhile section asked from outside the object's
 // events (from WaitUntil work).
 type task struct {
-	fn   func(context.Context) error
+	fn   func(context.Context, *State) error
 	done chan error // one result
 }
 
@@ -78,8 +78,29 @@ func (s *State) BlockConcurrencyWhile(ctx context.Context, fn func(ctx context.C
 		}
 		return nil
 	}
+	return o.rt.runTask(ctx, o.ns.name, o.id, func(ctx context.Context, _ *State) error { return fn(ctx) })
+}
+
+// RunInObject runs fn inside the object id of namespace ns as one event of
+// its own, as State.BlockConcurrencyWhile runs a section from background
+// work: the object is activated if it is not, nothing else runs in it
+// meanwhile, fn gets the object's state (its storage among it), its writes
+// are one transaction, and RunInObject returns once they are durable. An
+// error or a panic rolls them back and resets the object. It is for tests
+// and tools (package actortest uses it, as miniflare's runInDurableObject
+// is used): fn runs only on the node that owns the object, and fails with
+// unavailable on any other.
+func (rt *Runtime) RunInObject(ctx context.Context, ns string, id ID, fn func(ctx context.Context, state *State) error) error {
+	if _, err := ParseID(string(id)); err != nil {
+		return err
+	}
+	return rt.runTask(ctx, ns, id, fn)
+}
+
+// runTask queues fn as a section of object (ns, id) and waits for its result.
+func (rt *Runtime) runTask(ctx context.Context, ns string, id ID, fn func(context.Context, *State) error) error {
 	t := &task{fn: fn, done: make(chan error, 1)}
-	o.rt.route(o.ns.name, o.id, envelope{task: t, at: o.rt.clock.Now()})
+	rt.route(ns, id, envelope{task: t, at: rt.clock.Now()})
 	select {
 	case err := <-t.done:
 		return err
@@ -173,7 +194,7 @@ func (o *object) runTask(ctx context.Context, t *task) {
 				err = Errorf(http.StatusInternalServerError, CodeHandlerPanic, "section panicked: %v", r)
 			}
 		}()
-		return t.fn(ctx)
+		return t.fn(ctx, o.state)
 	}, func(err error) { answered.Store(true); t.done <- err })
 	switch {
 	case answered.Load():
