@@ -254,9 +254,14 @@ func (rt *Runtime) unpark(final bool) {
 // onOwn takes a request forwarded by another node:
 // <prefix>.own.<node>.<ns>.<id>.
 func (rt *Runtime) onOwn(m *nats.Msg) {
+	<-rt.ownReady
 	// The reply subject is the forwarding node's; the caller's is here.
 	m.Reply = m.Header.Get(HeaderReply)
 	if !rt.checkReply(m) {
+		return
+	}
+	if rt.own == nil { // Start failed after subscribing
+		rt.replyError(m, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "this node is not serving"))
 		return
 	}
 	ns, oid, ok := rt.subjectID(m)

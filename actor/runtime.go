@@ -188,6 +188,7 @@ type Runtime struct {
 	stopAlarms func()
 	own        *owner // partition ownership; nil when solo
 	ownSub     *nats.Subscription
+	ownReady   chan struct{} // closed once own is set (or Start gave up on it)
 	bounceSub  *nats.Subscription // "no responders" of forwards (onBounce)
 	fwd        forwards
 	solo       bool // tests: serve every partition without ownership
@@ -414,6 +415,11 @@ func (rt *Runtime) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// Forwards may arrive before the owner is set up (others see this
+		// node's presence as soon as it joins): onOwn waits for ownReady.
+		rt.ownReady = make(chan struct{})
+		ready := sync.OnceFunc(func() { close(rt.ownReady) })
+		defer ready()
 		sub, err := rt.nc.Subscribe(rt.subj.OwnNode(node), rt.onOwn)
 		if err != nil {
 			return fmt.Errorf("actor: subscribe %s: %w", rt.subj.OwnNode(node), err)
@@ -441,6 +447,7 @@ func (rt *Runtime) Start(ctx context.Context) error {
 			return err
 		}
 		rt.own = own
+		ready()
 	}
 	var subs []subscription
 	for _, ns := range names {
