@@ -188,7 +188,7 @@ type Runtime struct {
 	stopAlarms func()
 	own        *owner // partition ownership; nil when solo
 	ownSub     *nats.Subscription
-	ownReady   chan struct{} // closed once own is set (or Start gave up on it)
+	ownReady   chan struct{}      // closed once own is set (or Start gave up on it)
 	bounceSub  *nats.Subscription // "no responders" of forwards (onBounce)
 	fwd        forwards
 	solo       bool // tests: serve every partition without ownership
